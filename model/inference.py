@@ -1,0 +1,71 @@
+"""Forward-only inference: what the web app imports. NumPy only, no training code."""
+import os
+import numpy as np
+
+from . import modelfile, ops
+
+DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "mnist_cnn.npz")
+
+
+class Model:
+    """A loaded network: `predict_proba` maps uint8 MNIST-style digits to probabilities."""
+
+    def __init__(self, meta, params, path=None):
+        self.meta = meta
+        self.path = path
+        self.architecture = meta["architecture"]
+        norm = meta["input"]
+        self.input_shape = tuple(norm["shape"])
+        self._scale = np.float32(1.0 / (float(norm.get("scale", 255.0)) * float(norm.get("std", 1.0))))
+        self._shift = np.float32(float(norm.get("mean", 0.0)) / float(norm.get("std", 1.0)))
+        self._params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+        for arr in self._params.values():
+            arr.flags.writeable = False
+
+    @property
+    def identity(self):
+        """Short, stable name for logs and API responses."""
+        return {"name": self.meta.get("name", "model"),
+                "sha256": self.meta["weights_sha256"][:12],
+                "test_accuracy": self.meta.get("test_accuracy")}
+
+    def normalize(self, images):
+        x = np.asarray(images)
+        if x.ndim == 2:
+            x = x[None]
+        if x.shape[1:3] != self.input_shape[:2]:
+            raise ValueError(f"expected images of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), got {x.shape}")
+        x = x.astype(np.float32) * self._scale - self._shift
+        return x.reshape(x.shape[0], *self.input_shape)
+
+    def logits(self, images):
+        x = self.normalize(images)
+        p = self._params
+        for index, layer in enumerate(self.architecture):
+            kind = layer["type"]
+            if kind == "conv2d":
+                x, _ = ops.conv2d(x, p[f"{index}.W"], p[f"{index}.b"], int(layer.get("padding", 0)))
+            elif kind == "maxpool2d":
+                x = ops.maxpool(x, int(layer["size"]))
+            elif kind == "relu":
+                x = ops.relu(x)
+            elif kind == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif kind == "dense":
+                x = ops.dense(x, p[f"{index}.W"], p[f"{index}.b"])
+            # dropout is the identity at inference
+        return x
+
+    def predict_proba(self, images):
+        """(N, 28, 28) uint8, white ink on black, 0-255 -> float32 (N, 10), rows sum to 1."""
+        return ops.softmax(self.logits(images).astype(np.float32, copy=False))
+
+
+def load_model(path=None):
+    """Load and validate a model file (the shipped one by default).
+
+    Not cached: callers (the app factory) load once at start-up and keep it.
+    """
+    path = os.path.abspath(os.fspath(path or DEFAULT_MODEL_PATH))
+    meta, params = modelfile.load(path)
+    return Model(meta, params, path)
