@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+#
+# digitdraw: the page and the /predict API under gunicorn.
+#   docker build -t digitdraw .
+#   docker run --rm -p 8000:8000 digitdraw
+#   docker run --rm -p 8000:8000 -e MODEL_PATH=/models/x.npz -v "$PWD/models:/models:ro" digitdraw
+#
+# Two stages so that nothing used to build (source tree, build backend, caches)
+# reaches the image that runs: the final stage only ever sees the wheel.
+
+FROM python:3.11.11-slim-bookworm AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /src
+# Only what the wheel is made of; .dockerignore keeps the rest out of the context.
+COPY pyproject.toml README.md ./
+COPY model/ model/
+COPY app/ app/
+RUN python -m pip wheel --no-deps --wheel-dir /wheels .
+
+
+FROM python:3.11.11-slim-bookworm AS runtime
+
+# PORT and WEB_CONCURRENCY are read by gunicorn.conf.py; MODEL_PATH is left
+# unset so the model shipped inside the wheel is served (set it to serve another).
+# One BLAS/OpenMP thread per worker: WEB_CONCURRENCY workers share the CPUs,
+# threads inside each worker would only fight over them.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    PORT=8000 \
+    WEB_CONCURRENCY=2
+
+# The wheel is bind-mounted from the build stage, not copied, so it leaves no
+# layer behind; binary wheels only, since this stage has no compiler.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m pip install --only-binary=:all: /wheels/*.whl \
+    && useradd --system --uid 10001 --user-group --no-create-home \
+       --home-dir /nonexistent --shell /usr/sbin/nologin digitdraw
+
+# The working directory holds only the server settings: the code is imported
+# from site-packages, never from here.
+WORKDIR /srv/digitdraw
+COPY gunicorn.conf.py ./
+
+# Numeric so that orchestrators (runAsNonRoot) can verify it is not root.
+USER 10001:10001
+EXPOSE 8000
+
+# urllib raises on anything but 2xx (healthz answers 503 until the model is loaded).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
+
+# /dev/shm for the worker heartbeat files: /tmp may be a slow or read-only overlay.
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--worker-tmp-dir", "/dev/shm", "app:create_app()"]
