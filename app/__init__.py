@@ -1,0 +1,65 @@
+"""digitdraw web app: `create_app()` builds it (gunicorn: 'app:create_app()')."""
+import logging
+
+from flask import Flask
+from flask.helpers import get_debug_flag
+
+from model.inference import load_model
+
+from . import api, errors, imaging, logs, pages, security
+from . import config as settings
+
+
+class DebugRefused(RuntimeError):
+    """Raised when something asks for debug mode, which this app never runs in."""
+
+
+class DigitApp(Flask):
+    """Flask whose debug mode cannot be switched on.
+
+    The Werkzeug debugger runs Python sent by any visitor; a self-hosted
+    service must not be one environment variable away from that.
+    """
+
+    @property
+    def debug(self):
+        return False
+
+    @debug.setter
+    def debug(self, value):
+        if value:
+            raise DebugRefused("debug mode is disabled in digitdraw: the interactive debugger "
+                               "would let any visitor run code on the server")
+
+
+def create_app(config=None):
+    """Build the app and load the model once (shared by forked gunicorn workers).
+
+    `config` overrides the environment-derived settings (tests pass paths and
+    limits here). A missing or broken model file raises ModelFileError, with
+    its message, so the server refuses to start instead of serving errors.
+    """
+    if get_debug_flag():
+        raise DebugRefused("FLASK_DEBUG is set, but debug mode is disabled in digitdraw "
+                           "(the debugger would let any visitor run code); unset FLASK_DEBUG")
+    app = DigitApp(__name__)
+    app.config.from_mapping(settings.from_env())
+    if config:
+        app.config.update(config)
+    app.config["DEBUG"] = False
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    app.json.sort_keys = False
+
+    logs.configure(app)
+    imaging.limit_pil_pixels(app.config["MAX_IMAGE_PIXELS"])
+
+    model = load_model(app.config["MODEL_PATH"])
+    app.extensions["digit_model"] = model
+    logging.getLogger("digitdraw").info(
+        {"event": "model_loaded", "path": model.path, **model.identity})
+
+    errors.register(app)
+    security.register(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    return app

@@ -1,0 +1,87 @@
+"""The JSON API: POST /predict classifies one image, GET /healthz says if we can."""
+import base64
+import io
+import time
+
+import numpy as np
+from flask import Blueprint, current_app, g, jsonify, request
+from PIL import Image
+
+from . import imaging, payload
+from .errors import NoInk, NotReady, TooLarge
+from .preprocess import BlankImageError, preprocess
+
+bp = Blueprint("api", __name__)
+
+# Below this top probability the answer is shown as a guess between two digits.
+UNSURE_BELOW = 0.6
+
+
+def loaded_model():
+    """The model loaded at start-up, or None (healthz reports it, predict refuses)."""
+    return current_app.extensions.get("digit_model")
+
+
+@bp.get("/healthz")
+def healthz():
+    model = loaded_model()
+    if model is None:
+        response = jsonify(status="unavailable", error="The model is not loaded; check the server log.")
+        response.status_code = 503
+        return response
+    return jsonify(status="ok", model=model.identity)
+
+
+@bp.post("/predict")
+def predict():
+    started = time.perf_counter()
+    model = loaded_model()
+    if model is None:
+        raise NotReady("The model is not loaded; the server cannot classify images right now.")
+    limit = current_app.config["MAX_BODY_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"The request body is {request.content_length} bytes, over the limit of "
+                       f"{limit} bytes; send a smaller image.")
+
+    data = payload.image_bytes(request)
+    image = imaging.decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])
+    try:
+        digit_image = preprocess(image)
+    except BlankImageError:
+        raise NoInk("The image holds no ink (it is blank); draw or photograph a digit.") from None
+    finally:
+        image.close()
+    decoded = time.perf_counter()
+
+    probabilities = model.predict_proba(digit_image[None])[0].astype(np.float64)
+    probabilities /= probabilities.sum()
+    finished = time.perf_counter()
+    g.prediction = int(np.argmax(probabilities))  # for the request log line
+    return jsonify(describe(probabilities, digit_image, model,
+                            preprocess_ms=(decoded - started) * 1000,
+                            model_ms=(finished - decoded) * 1000))
+
+
+def describe(probabilities, digit_image, model, preprocess_ms, model_ms):
+    """The success JSON: the contract's keys plus what helps a person read the answer."""
+    ranked = np.argsort(probabilities)[::-1]
+    digit = int(ranked[0])
+    confidence = float(probabilities[digit])
+    return {
+        "digit": digit,
+        "confidence": confidence,
+        "probabilities": [float(p) for p in probabilities],
+        "top2": [{"digit": int(d), "probability": float(probabilities[d])} for d in ranked[:2]],
+        "unsure": confidence < UNSURE_BELOW,
+        "input_image": png_data_url(digit_image),
+        "model": model.identity,
+        "elapsed_ms": round(preprocess_ms + model_ms, 2),
+        "timings_ms": {"decode_and_preprocess": round(preprocess_ms, 2), "model": round(model_ms, 2)},
+    }
+
+
+def png_data_url(pixels):
+    """The 28x28 uint8 array the model saw, as a PNG data URL the page can show."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

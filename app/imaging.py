@@ -1,0 +1,81 @@
+"""Turn untrusted uploaded bytes into a decoded PIL image, or refuse them.
+
+`Image.open` only reads the header; pixels are decoded by `load()`. The
+declared size is therefore checked between the two, so an image that would
+expand to gigabytes (a decompression bomb) is refused before any pixel is
+decoded. Only the five formats of the API contract are ever decoded.
+"""
+import io
+import struct
+import zlib
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import BadInput, TooLarge, Unsupported
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+ALLOWED_TEXT = "PNG, JPEG, GIF, BMP or WEBP"
+
+# What a corrupt file makes Pillow's decoders raise.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
+                  struct.error, zlib.error)
+
+
+def limit_pil_pixels(max_pixels):
+    """Align Pillow's own bomb guard with ours: warning above the limit, error above twice it.
+
+    Process-wide, which is right: the app is the only thing decoding images here.
+    """
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+
+
+def _too_large(width, height, max_pixels):
+    return TooLarge(f"The image is {width}x{height} pixels, over the limit of {max_pixels} pixels "
+                    f"(e.g. 4096x4096); send a smaller image.")
+
+
+def _other_format_name(data):
+    """Name of a format Pillow knows but we refuse (TIFF, ICO...), or None if unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:  # header only, nothing decoded
+            return probe.format
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None
+    except _DECODE_ERRORS:
+        return None
+
+
+def decode_image(data, max_pixels):
+    """Decode `data` into a loaded PIL image (first frame if animated).
+
+    Raises BadInput (400) for empty, corrupt or truncated data, Unsupported (415)
+    for formats outside the contract, TooLarge (413) for too many pixels.
+    """
+    if not data:
+        raise BadInput("The image is empty; send the bytes of a PNG, JPEG, GIF, BMP or WEBP file.")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge(f"The image has more than {max_pixels} pixels; send a smaller image.") from None
+    except UnidentifiedImageError:
+        name = _other_format_name(data)
+        if name:
+            raise Unsupported(f"{name} images are not supported; send {ALLOWED_TEXT}.") from None
+        raise BadInput(f"The data could not be read as an image; send a {ALLOWED_TEXT} file.") from None
+    except _DECODE_ERRORS:
+        raise BadInput(f"The image header is corrupt; send a valid {ALLOWED_TEXT} file.") from None
+
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise BadInput("The image has no pixels; send a valid image.")
+    if width * height > max_pixels:
+        image.close()
+        raise _too_large(width, height, max_pixels)
+    try:
+        image.seek(0)  # animated GIF/WEBP/APNG: the first frame
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large(width, height, max_pixels) from None
+    except _DECODE_ERRORS:
+        raise BadInput(f"The {image.format} image is truncated or corrupt; send the complete file.") from None
+    return image

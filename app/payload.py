@@ -1,0 +1,114 @@
+"""Find the uploaded image's bytes in a request, whichever of the three forms it uses.
+
+The forms (multipart field `image`, raw image body, JSON with a data URL or
+bare base64) differ only in how the bytes travel; everything after this module
+sees plain bytes. Content types are checked here, image formats in imaging.
+"""
+import base64
+import binascii
+import json
+import re
+
+from .errors import BadInput, Unsupported
+
+RAW_IMAGE_TYPES = {
+    "image/png", "image/x-png",
+    "image/jpeg", "image/jpg", "image/pjpeg",
+    "image/gif",
+    "image/bmp", "image/x-bmp", "image/x-ms-bmp",
+    "image/webp",
+}
+SUPPORTED_TEXT = "PNG, JPEG, GIF, BMP or WEBP"
+
+_DATA_URL = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(;[^;,]*)*),(?P<data>.*)$", re.DOTALL)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def image_bytes(request):
+    """Return the image bytes sent with `request`, or raise an ApiError saying what to fix."""
+    mimetype = request.mimetype  # lower-cased, parameters stripped
+    if mimetype == "multipart/form-data":
+        return _from_multipart(request)
+    if mimetype in RAW_IMAGE_TYPES or mimetype == "application/octet-stream":
+        return _from_raw(request)
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        return _from_json(request)
+    if not mimetype and not request.content_length and not request.get_data(cache=True):
+        raise BadInput("No image was sent; POST an image file, e.g. curl -F image=@digit.png .../predict.")
+    if mimetype.startswith("image/"):
+        raise Unsupported(f"{mimetype} is not supported; send {SUPPORTED_TEXT}.")
+    shown = mimetype or "no Content-Type"
+    raise Unsupported(f"Cannot read an image from {shown}; send multipart/form-data with field 'image', "
+                      f"a raw body with Content-Type image/png (or jpeg, gif, bmp, webp), or JSON "
+                      f"{{\"image\": \"data:image/png;base64,...\"}}.")
+
+
+def _from_raw(request):
+    data = request.get_data(cache=False)
+    if not data:
+        raise BadInput("The request body is empty; send the image bytes as the body.")
+    return data
+
+
+def _from_multipart(request):
+    upload = request.files.get("image")
+    if upload is not None:
+        data = upload.read()
+        if not data:
+            raise BadInput("The file in field 'image' is empty; attach a PNG, JPEG, GIF, BMP or WEBP file.")
+        return data
+    text = request.form.get("image")
+    if text:
+        return decode_base64_image(text)
+    got = sorted(set(request.files) | set(request.form))
+    hint = f" (got {', '.join(repr(name) for name in got)})" if got else ""
+    raise BadInput(f"The form field must be named 'image'{hint}; e.g. curl -F image=@digit.png .../predict.")
+
+
+def _from_json(request):
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise BadInput('The JSON body is empty; send {"image": "data:image/png;base64,..."}.')
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput('The body is not valid JSON; send {"image": "data:image/png;base64,..."}.') from None
+    if not isinstance(body, dict):
+        raise BadInput('The JSON body must be an object like {"image": "data:image/png;base64,..."}.')
+    if "image" not in body:
+        raise BadInput('The JSON object has no "image" key; send {"image": "data:image/png;base64,..."}.')
+    if not isinstance(body["image"], str) or not body["image"].strip():
+        raise BadInput('"image" must be a non-empty string: a data URL or base64 of the image file.')
+    return decode_base64_image(body["image"])
+
+
+def decode_base64_image(text):
+    """Bytes from a data URL (`data:image/png;base64,...`) or bare base64 text."""
+    text = text.strip()
+    if text[:5].lower() == "data:":
+        match = _DATA_URL.match(text)
+        if not match:
+            raise BadInput("The data URL is malformed; expected data:image/png;base64,<data>.")
+        mime = match["mime"].strip().lower()
+        params = [p.strip().lower() for p in match["params"].split(";") if p.strip()]
+        if mime and mime not in RAW_IMAGE_TYPES:
+            raise Unsupported(f"The data URL holds {mime}, not a supported image; send {SUPPORTED_TEXT}.")
+        if "base64" not in params:
+            raise BadInput("The data URL must be base64-encoded (data:image/png;base64,...).")
+        text = match["data"]
+    return _b64decode(text)
+
+
+def _b64decode(text):
+    compact = _WHITESPACE.sub("", text)
+    if not compact:
+        raise BadInput("The base64 image data is empty.")
+    altchars = b"-_" if ("-" in compact or "_" in compact) else None
+    compact += "=" * (-len(compact) % 4)
+    try:
+        data = base64.b64decode(compact, altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInput("The image is not valid base64; encode the file's bytes with base64.") from None
+    if not data:
+        raise BadInput("The base64 image data is empty.")
+    return data
