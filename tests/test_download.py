@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import download, idx
+from model import datasets, download, idx
 
 IMAGES = "train-images-idx3-ubyte.gz"
 LABELS = "train-labels-idx1-ubyte.gz"
@@ -200,3 +200,41 @@ def test_shipped_mirrors_and_checksums_are_well_formed():
         "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in download.MNIST_SHA256.values())
+
+
+# --- load_mnist through the cache (model/datasets.py) --------------------------------------
+
+def test_load_mnist_downloads_into_cache_then_reuses_it(server, tmp_path):
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, splits=("train",), mirrors=[mirror(server, "error"), mirror(server, "good")],
+                  checksums=SHA256)
+    data = datasets.load_mnist(**kwargs)
+    np.testing.assert_array_equal(data["train_images"], idx.parse_images(RAW[IMAGES], IMAGES))
+    np.testing.assert_array_equal(data["train_labels"], idx.parse_labels(RAW[LABELS], LABELS))
+    assert data["sha256"] == SHA256 and data["official"] is False
+    assert data["source"] == str(cache)
+    assert files_in(cache) == sorted(SHA256)
+    requests_after_first_load = list(server.requests)
+    assert len(requests_after_first_load) == 4  # each file: the failing mirror, then the good one
+    again = datasets.load_mnist(**kwargs)
+    assert server.requests == requests_after_first_load
+    np.testing.assert_array_equal(again["train_images"], data["train_images"])
+
+
+def test_load_mnist_without_download_says_what_is_missing(tmp_path):
+    with pytest.raises(datasets.MnistError, match=r"train-images-idx3-ubyte.gz is missing and "
+                                                  r"downloading is disabled"):
+        datasets.load_mnist(cache_dir=tmp_path, download=False, checksums=SHA256, splits=("train",))
+
+
+def test_load_mnist_without_download_refuses_corrupt_cache(tmp_path):
+    (tmp_path / IMAGES).write_bytes(OTHER[IMAGES])
+    with pytest.raises(datasets.MnistError, match=r"train-images-idx3-ubyte.gz is corrupt"):
+        datasets.load_mnist(cache_dir=tmp_path, download=False, checksums=SHA256, splits=("train",))
+
+
+def test_load_mnist_download_failure_propagates(server, tmp_path):
+    with pytest.raises(download.DownloadError, match=r"/error/train-images-idx3-ubyte.gz: HTTP 500"):
+        datasets.load_mnist(cache_dir=tmp_path, mirrors=[mirror(server, "error")], checksums=SHA256,
+                            splits=("train",))
+    assert files_in(tmp_path) == []

@@ -1,11 +1,15 @@
-"""IDX reader: good files round-trip, every kind of damage gets a message naming file and problem."""
+"""IDX reader and load_mnist on local files: good data round-trips, every kind of damage
+gets a message naming the file and the problem."""
 import gzip
+import hashlib
+import os
+import re
 import struct
 
 import numpy as np
 import pytest
 
-from model import idx
+from model import datasets, download, idx
 
 
 @pytest.fixture
@@ -154,3 +158,121 @@ def test_writer_refuses_non_uint8_and_odd_shapes(tmp_path):
         idx.encode_idx(np.zeros((2, 28, 28), np.float32))
     with pytest.raises(ValueError, match="1-d .* or 3-d"):
         idx.encode_idx(np.zeros((2, 28), np.uint8))
+
+
+# --- load_mnist from a local directory (model/datasets.py) -------------------------------
+
+def write_mnist_dir(directory, n_train=12, n_test=5, compress=True, seed=0):
+    """A tiny dataset in the four standard file names; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    arrays = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for key, name in zip(arrays, datasets.FILENAMES):
+        idx.write_idx(directory / (name if compress else name[:-3]), arrays[key])
+    return arrays
+
+
+def test_load_mnist_from_directory(tmp_path):
+    arrays = write_mnist_dir(tmp_path)
+    data = datasets.load_mnist(tmp_path)
+    for key, expected in arrays.items():
+        assert data[key].dtype == np.uint8
+        np.testing.assert_array_equal(data[key], expected)
+    for key, name in zip(arrays, datasets.FILENAMES):
+        assert data["sha256"][name] == hashlib.sha256(idx.encode_idx(arrays[key])).hexdigest()
+    assert data["official"] is False
+    assert data["source"] == str(tmp_path)
+
+
+def test_load_mnist_accepts_uncompressed_names(tmp_path):
+    arrays = write_mnist_dir(tmp_path, compress=False)
+    data = datasets.load_mnist(tmp_path)
+    np.testing.assert_array_equal(data["test_images"], arrays["test_images"])
+    assert sorted(data["sha256"]) == sorted(datasets.FILENAMES)  # keyed by the standard names
+
+
+def test_load_mnist_one_split(tmp_path):
+    arrays = write_mnist_dir(tmp_path)
+    data = datasets.load_mnist(tmp_path, splits=("test",))
+    assert "train_images" not in data and sorted(data["sha256"]) == sorted(datasets.SPLITS["test"])
+    np.testing.assert_array_equal(data["test_labels"], arrays["test_labels"])
+
+
+def test_load_mnist_missing_files(tmp_path):
+    write_mnist_dir(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(datasets.MnistError, match=r"missing t10k-labels-idx1-ubyte.gz \(each may also"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_missing_directory(tmp_path):
+    with pytest.raises(datasets.MnistError, match=r"nowhere: MNIST directory not found"):
+        datasets.load_mnist(tmp_path / "nowhere")
+
+
+def test_load_mnist_count_mismatch(tmp_path):
+    write_mnist_dir(tmp_path)
+    idx.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(11, np.uint8))
+    with pytest.raises(datasets.MnistError, match=r"train-images-idx3-ubyte.gz holds 12 images but "
+                                                  r"train-labels-idx1-ubyte.gz holds 11 labels"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_reports_which_file_is_truncated(tmp_path):
+    write_mnist_dir(tmp_path)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx.read_bytes(path)[:-100]))
+    with pytest.raises(idx.IdxError, match=r"t10k-images-idx3-ubyte.gz: expected 3920 pixel bytes "
+                                           r"after the header, found 3820 \(truncated\?\)"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_official_size_with_wrong_checksum_is_refused(tmp_path):
+    write_mnist_dir(tmp_path)
+    # Same size as the official test labels (10000), other content: a corrupt copy.
+    idx.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(10000, np.uint8))
+    with pytest.raises(datasets.MnistError, match=r"has the size of the official t10k-labels-idx1-ubyte.gz "
+                                                  r"but its decompressed SHA-256 is [0-9a-f]{64}, expected "
+                                                  r"ff7bcfd4.*corrupt or altered"):
+        datasets.load_mnist(tmp_path, splits=("test",))
+
+
+def test_mnist_dir_from_env(tmp_path, monkeypatch):
+    write_mnist_dir(tmp_path)
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path))
+    assert datasets.mnist_dir_from_env() == str(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    assert datasets.mnist_dir_from_env() is None
+
+
+# --- the real MNIST ------------------------------------------------------------------------
+
+MNIST_DIR = datasets.mnist_dir_from_env()
+needs_mnist = pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST not found: set MNIST_DIR or "
+                                                           "put the four files in ../shared/mnist")
+
+
+def published_checksums():
+    """The SHA-256 table from shared/mnist/README.md, an independent copy of the constants."""
+    readme = os.path.join(MNIST_DIR, "README.md")
+    if not os.path.isfile(readme):
+        pytest.skip(f"no README.md with checksums beside the MNIST files in {MNIST_DIR}")
+    rows = re.findall(r"^\|\s*(\S+\.gz)\s*\|.*\|\s*([0-9a-f]{64})\s*\|$", open(readme).read(), re.M)
+    return dict(rows)
+
+
+@pytest.mark.mnist
+@needs_mnist
+def test_real_mnist_shapes_and_checksums():
+    data = datasets.load_mnist(MNIST_DIR)
+    assert data["train_images"].shape == (60000, 28, 28) and data["train_images"].dtype == np.uint8
+    assert data["train_labels"].shape == (60000,) and data["train_labels"].dtype == np.uint8
+    assert data["test_images"].shape == (10000, 28, 28) and data["test_images"].dtype == np.uint8
+    assert data["test_labels"].shape == (10000,) and data["test_labels"].dtype == np.uint8
+    assert data["sha256"] == download.MNIST_SHA256 == published_checksums()
+    assert data["official"] is True
+    # Every digit is present in both splits, and the images are white ink on black.
+    assert set(np.unique(data["train_labels"])) == set(range(10)) == set(np.unique(data["test_labels"]))
+    assert np.median(data["test_images"]) == 0 and data["test_images"].max() == 255
