@@ -1,0 +1,179 @@
+"""Layers with forward and backward passes, vectorized over the batch, float32, NHWC.
+
+Each layer keeps what its backward pass needs from the last forward pass, holds
+its parameters in `params` and fills `grads` with the same keys.
+"""
+import numpy as np
+
+from . import ops
+from .parallel import map_chunks
+
+DTYPE = np.float32
+
+
+class Layer:
+    params = {}
+    grads = {}
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+
+class Dense(Layer):
+    """Fully connected: y = x W + b, W is (in, out)."""
+
+    def __init__(self, n_in, n_out, rng):
+        std = np.sqrt(2.0 / n_in)  # He initialization: keeps ReLU activations' variance steady
+        self.params = {"W": (rng.standard_normal((n_in, n_out)) * std).astype(DTYPE),
+                       "b": np.zeros(n_out, DTYPE)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x, training=False):
+        self.x = x
+        return ops.dense(x, self.params["W"], self.params["b"])
+
+    def backward(self, dy):
+        np.matmul(self.x.T, dy, out=self.grads["W"])
+        dy.sum(axis=0, out=self.grads["b"])
+        return dy @ self.params["W"].T
+
+
+class Conv2D(Layer):
+    """Stride-1 convolution by im2col + GEMM, run over small batch chunks in parallel.
+
+    Chunks of a few images keep each patch matrix (chunk*H*W rows x k*k*c columns)
+    in cache between the copy that builds it and the GEMM that reads it; a whole
+    batch's patch matrix (80 MB for the second layer at batch 128) would make every
+    pass a trip to main memory. Backward rebuilds the patches per chunk instead of
+    storing them, for the same reason. Requires k - 1 - padding >= 0 for the input
+    gradient (true for every "same" or "valid" convolution).
+    """
+
+    CHUNK = 8
+
+    def __init__(self, c_in, filters, kernel, padding, rng, needs_input_grad=True):
+        self.k, self.padding = kernel, padding
+        std = np.sqrt(2.0 / (kernel * kernel * c_in))
+        self.params = {"W": (rng.standard_normal((kernel, kernel, c_in, filters)) * std).astype(DTYPE),
+                       "b": np.zeros(filters, DTYPE)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.needs_input_grad = needs_input_grad  # the first layer's input gradient is never used
+
+    def _chunks(self, n):
+        return [(s, min(s + self.CHUNK, n)) for s in range(0, n, self.CHUNK)]
+
+    def forward(self, x, training=False):
+        n, h, w, _ = x.shape
+        k, p = self.k, self.padding
+        self.out_hw = (h + 2 * p - k + 1, w + 2 * p - k + 1)
+        self.in_shape = x.shape
+        self.xp = ops.pad_hw(x, p)
+        wmat = self.params["W"].reshape(-1, self.params["W"].shape[-1])
+        out = np.empty((n, *self.out_hw, wmat.shape[1]), x.dtype)
+        oh, ow = self.out_hw
+
+        def run(chunk):
+            s, e = chunk
+            cols = ops.im2col(self.xp[s:e], k, oh, ow)
+            y = out[s:e].reshape(-1, wmat.shape[1])
+            np.matmul(cols, wmat, out=y)
+            y += self.params["b"]
+
+        map_chunks(run, self._chunks(n))
+        return out
+
+    def backward(self, dy):
+        k, p = self.k, self.padding
+        oh, ow = self.out_hw
+        weight = self.params["W"]
+        wmat = weight.reshape(-1, weight.shape[-1])
+        n = dy.shape[0]
+        chunks = self._chunks(n)
+        if self.needs_input_grad:
+            # The input gradient is a "full" convolution of dy with the flipped
+            # kernel: one more im2col + GEMM, instead of scattering k*k patch
+            # gradients back (col2im), which costs more than the GEMM itself.
+            flipped = np.ascontiguousarray(weight[::-1, ::-1].transpose(0, 1, 3, 2))
+            flipped = flipped.reshape(-1, weight.shape[2])
+            dx = np.empty(self.in_shape, dy.dtype)
+        h, w = self.in_shape[1:3]
+
+        def run(chunk):
+            s, e = chunk
+            dyc = dy[s:e]
+            cols = ops.im2col(self.xp[s:e], k, oh, ow)
+            dw = cols.T @ dyc.reshape(-1, wmat.shape[1])
+            if self.needs_input_grad:
+                dy_cols = ops.im2col(ops.pad_hw(dyc, k - 1 - p), k, h, w)
+                np.matmul(dy_cols, flipped, out=dx[s:e].reshape(-1, weight.shape[2]))
+            return dw
+
+        partial = map_chunks(run, chunks)
+        # Summed in chunk order, not completion order: same seed, same weights.
+        self.grads["W"][...] = np.sum(partial, axis=0).reshape(weight.shape)
+        self.grads["b"][...] = dy.sum(axis=(0, 1, 2))
+        return dx if self.needs_input_grad else None
+
+
+class MaxPool2D(Layer):
+    """Non-overlapping max pooling. The gradient goes to the window's maximum.
+
+    Placed before ReLU (max and ReLU commute, so the result is the same) the
+    inputs are continuous conv outputs, where ties have probability zero.
+    """
+
+    def __init__(self, size):
+        self.size = size
+
+    def forward(self, x, training=False):
+        n, h, w, c = x.shape
+        s = self.size
+        windows = x.reshape(n, h // s, s, w // s, s, c)
+        y = windows.max(axis=(2, 4))
+        self.mask = windows == y[:, :, None, :, None, :]
+        return y
+
+    def backward(self, dy):
+        s = self.size
+        dx = self.mask * dy[:, :, None, :, None, :]
+        n, h2, _, w2, _, c = dx.shape
+        return dx.reshape(n, h2 * s, w2 * s, c)
+
+
+class ReLU(Layer):
+    def forward(self, x, training=False):
+        self.active = x > 0
+        return ops.relu(x)
+
+    def backward(self, dy):
+        return dy * self.active
+
+
+class Flatten(Layer):
+    def forward(self, x, training=False):
+        self.shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self.shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: scaled at training time so inference is the identity."""
+
+    def __init__(self, rate, rng):
+        self.rate, self.rng = rate, rng
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self.mask = None
+            return x
+        keep = 1.0 - self.rate
+        self.mask = (self.rng.random(x.shape, dtype=DTYPE) < keep) * DTYPE(1.0 / keep)
+        return x * self.mask
+
+    def backward(self, dy):
+        return dy if self.mask is None else dy * self.mask

@@ -1,0 +1,201 @@
+"""Train a network on MNIST and write it as one `.npz` (python -m model.train --help).
+
+The loop is Nielsen's: shuffle, take a mini-batch, forward, backward, step. What
+is added is what makes it a product: augmentation, a learning-rate schedule,
+keeping the best epoch, an atomic model file and a reproducible run.
+"""
+import argparse
+import datetime as dt
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from . import modelfile
+from .augment import AugmentConfig, Augmenter
+from .datasets import load_mnist
+from .kaggle_csv import read_kaggle_csv
+from .losses import softmax_cross_entropy
+from .metrics import confusion_matrix, format_confusion
+from .network import ARCHITECTURES, Network
+from .optimizers import make_optimizer, warmup_cosine
+from .parallel import blas_single_threaded
+
+NORMALIZATION = {"shape": [28, 28, 1], "layout": "NHWC", "scale": 255.0, "mean": 0.1307, "std": 0.3081}
+
+
+def normalize(images01):
+    """[0, 1] floats -> the network's input: zero-mean, unit-variance over MNIST."""
+    x = (images01 - np.float32(NORMALIZATION["mean"])) / np.float32(NORMALIZATION["std"])
+    return x[..., None]
+
+
+def predict_logits(net, images_u8, batch_size=500):
+    out = []
+    for s in range(0, len(images_u8), batch_size):
+        batch = images_u8[s:s + batch_size].astype(np.float32) / np.float32(255)
+        out.append(net.forward(normalize(batch), training=False))
+    return np.concatenate(out)
+
+
+def accuracy(net, images_u8, labels):
+    return float(np.mean(predict_logits(net, images_u8).argmax(axis=1) == labels))
+
+
+def split_validation(images, labels, val_size, rng):
+    """Hold out a random, fixed (by seed) validation set; 0 keeps everything for training."""
+    if val_size <= 0:
+        return images, labels, None, None
+    order = rng.permutation(len(images))
+    val, train = order[:val_size], order[val_size:]
+    return images[train], labels[train], images[val], labels[val]
+
+
+def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size, base_lr, rng,
+          augmenter=None, warmup_epochs=1, label_smoothing=0.0, log=print):
+    """Returns (best_state, history, best_epoch). Best = highest validation accuracy,
+    or the last epoch when there is no validation set (the schedule ends near zero)."""
+    steps_per_epoch = int(np.ceil(len(train_x) / batch_size))
+    total_steps = epochs * steps_per_epoch
+    history, best = [], (-1.0, None, 0)
+    step = 0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        order = rng.permutation(len(train_x))
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{epochs}", leave=False,
+                   disable=None, unit="batch", dynamic_ncols=True)
+        for b in bar:
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            batch = train_x[idx].astype(np.float32) / np.float32(255)
+            if augmenter is not None:
+                batch = augmenter(batch, rng)
+            labels = train_y[idx]
+            logits = net.forward(normalize(batch), training=True)
+            loss, dlogits = softmax_cross_entropy(logits, labels, label_smoothing)
+            net.backward(dlogits)
+            optimizer.lr = warmup_cosine(step, total_steps, base_lr, warmup_epochs * steps_per_epoch)
+            optimizer.step()
+            step += 1
+            seen += len(idx)
+            correct += int(np.sum(logits.argmax(axis=1) == labels))
+            loss_sum += loss * len(idx)
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        bar.close()
+        record = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+                  "val_accuracy": accuracy(net, val_x, val_y) if val_x is not None else None,
+                  "lr": optimizer.lr, "seconds": time.perf_counter() - start}
+        history.append(record)
+        val_text = f"val_acc {record['val_accuracy'] * 100:.2f}%" if val_x is not None else "val_acc -"
+        log(f"epoch {epoch:>2}/{epochs}  loss {record['loss']:.4f}  train_acc {record['train_accuracy'] * 100:.2f}%  "
+            f"{val_text}  lr {record['lr']:.2e}  {record['seconds']:.1f}s")
+        score = record["val_accuracy"] if val_x is not None else epoch
+        if score >= best[0]:
+            best = (score, net.state_dict(), epoch)
+    return best[1], history, best[2]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn")
+    p.add_argument("--epochs", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--val-split", type=int, default=5000,
+                   help="training images held out to pick the best epoch (0: train on all)")
+    p.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    p.add_argument("--augment-off", default="", help="comma list of augmentations to switch off "
+                   "(rotate,scale,shear,shift,elastic,thickness), for ablations")
+    p.add_argument("--data", help="directory with the four MNIST IDX files (default: download and cache)")
+    p.add_argument("--cache-dir", help="where downloads are cached (default ~/.cache/digitdraw/mnist)")
+    p.add_argument("--kaggle-csv", help="train on a Kaggle 'Digit Recognizer' train.csv instead of MNIST")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training images (quick runs)")
+    p.add_argument("--out", default="model.npz", help="output .npz path (written atomically)")
+    return p.parse_args(argv)
+
+
+def load_data(args):
+    """(train_x, train_y, test_x, test_y, data checksums); test is None for Kaggle CSV."""
+    if args.kaggle_csv:
+        table = read_kaggle_csv(args.kaggle_csv)
+        if table["labels"] is None:
+            sys.exit(f"{args.kaggle_csv}: has no label column; train.csv is needed for training")
+        return table["images"], table["labels"], None, None, {}
+    data = load_mnist(data_dir=args.data, cache_dir=args.cache_dir)
+    return (data["train_images"], data["train_labels"], data["test_images"], data["test_labels"],
+            data["sha256"])
+
+
+def augment_config(args):
+    if args.no_augment:
+        return None
+    off = [name for name in args.augment_off.split(",") if name]
+    return AugmentConfig.without(*off)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    train_x, train_y, test_x, test_y, checksums = load_data(args)
+    if args.limit:
+        train_x, train_y = train_x[:args.limit], train_y[:args.limit]
+    train_x, train_y, val_x, val_y = split_validation(train_x, train_y, args.val_split, rng)
+    print(f"training {args.arch} on {len(train_x)} images"
+          f"{f', validating on {len(val_x)}' if val_x is not None else ''}, {args.epochs} epochs", flush=True)
+
+    architecture = ARCHITECTURES[args.arch]
+    net = Network(architecture, NORMALIZATION["shape"], seed=args.seed)
+    optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, args.weight_decay)
+    aug_cfg = augment_config(args)
+    started = time.perf_counter()
+    with blas_single_threaded():
+        best_state, history, best_epoch = train(
+            net, optimizer, train_x, train_y, val_x, val_y, epochs=args.epochs, batch_size=args.batch_size,
+            base_lr=args.lr, rng=rng, augmenter=Augmenter(aug_cfg) if aug_cfg else None,
+            label_smoothing=args.label_smoothing)
+        net.load_state_dict(best_state)
+        seconds = time.perf_counter() - started
+        print(f"kept epoch {best_epoch} ({'best validation accuracy' if val_x is not None else 'last epoch'}); "
+              f"training took {seconds:.0f}s")
+        test_acc, cm = None, None
+        if test_x is not None:
+            predictions = predict_logits(net, test_x).argmax(axis=1)
+            test_acc = float(np.mean(predictions == test_y))
+            cm = confusion_matrix(test_y, predictions)
+
+    meta = {
+        "name": f"mnist-{args.arch}",
+        "architecture": architecture,
+        "input": NORMALIZATION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "test_accuracy": test_acc,
+        "training": {
+            "data": "kaggle-csv" if args.kaggle_csv else "mnist",
+            "data_sha256": checksums, "train_images": int(len(train_x)),
+            "val_images": int(len(val_x)) if val_x is not None else 0,
+            "epochs": args.epochs, "best_epoch": best_epoch, "batch_size": args.batch_size,
+            "optimizer": args.optimizer, "lr": args.lr, "schedule": "warmup-cosine",
+            "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "seed": args.seed,
+            "augmentation": aug_cfg.as_dict() if aug_cfg else None, "seconds": round(seconds, 1),
+            "numpy": np.__version__,
+        },
+        "history": history,
+        "command": "python -m model.train " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    modelfile.save(args.out, meta, best_state)
+    print(f"wrote {args.out}")
+    if test_acc is not None:
+        print(f"test accuracy: {test_acc * 100:.2f}% ({int(np.trace(cm))}/{int(cm.sum())})")
+        print(format_confusion(cm))
+    return meta
+
+
+if __name__ == "__main__":
+    main()
