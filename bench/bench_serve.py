@@ -1,0 +1,169 @@
+"""Serving speed: /predict beside /healthz, our app beside a bare Flask route.
+
+    python -m bench.bench_serve [--duration 5] [--repeats 3] [--clients 1,8,32]
+
+Starts gunicorn twice on 127.0.0.1 with the repo's gunicorn.conf.py (the app,
+and bench.bare_app as the yardstick), then drives each with wrk (Debian's
+/usr/bin/wrk; a Lua script POSTs a 280x280 canvas PNG) or, without wrk, with
+bench.loadclient. Runs are interleaved (every target and route at one client
+count, then the next) so drift in the shared machine's load hits all alike;
+the table shows medians over the repeats and the ratios that matter:
+/predict against /healthz (what inference costs over plain HTTP), and the app
+against the bare route (what our middleware costs).
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import payloads
+from .loadclient import run_load
+from .servers import REPO, Gunicorn
+
+WRK = shutil.which("wrk") or ("/usr/bin/wrk" if os.path.exists("/usr/bin/wrk") else None)
+RESULTS = REPO / "bench" / "results" / "serve.json"
+
+LUA_DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %.0f %.0f %.0f %.0f %.0f %.0f\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def lua_script(directory, route, body_path=None):
+    script = Path(directory) / f"{route}.lua"
+    if route == "predict":
+        head = (f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "image/png"\n'
+                f'local f = assert(io.open("{body_path}", "rb"))\nwrk.body = f:read("*a")\nf:close()\n'
+                f'wrk.path = "/predict"\n')
+    else:
+        head = 'wrk.method = "GET"\nwrk.path = "/healthz"\n'
+    script.write_text(head + LUA_DONE)
+    return script
+
+
+def wrk_run(port, script, clients, duration_s):
+    threads = min(clients, 2)
+    out = subprocess.run([WRK, "-t", str(threads), "-c", str(clients), "-d", f"{duration_s}s",
+                          "--timeout", "30s", "-s", str(script), f"http://127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=duration_s + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("WRK_RESULT")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
+    requests, duration_us, p50_us, p99_us, non2xx, socket_errors = (float(v) for v in line.split()[1:])
+    return {"rps": requests / (duration_us / 1e6), "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000,
+            "requests": int(requests), "non_2xx": int(non2xx), "socket_errors": int(socket_errors)}
+
+
+def python_run(port, route, png, clients, duration_s):
+    case = payloads.predict_png_case(png) if route == "predict" else payloads.healthz_case()
+    result = run_load("127.0.0.1", port, [case], clients, duration_s=duration_s)
+    non2xx = sum(n for status, n in result.statuses.items() if not 200 <= status < 300)
+    return {"rps": result.rps, "p50_ms": result.percentile_ms(50), "p99_ms": result.percentile_ms(99),
+            "requests": result.requests, "non_2xx": non2xx,
+            "socket_errors": sum(result.transport_errors.values())}
+
+
+def check_equivalent(app_port, bare_port, png):
+    """The yardstick must do the same work: both answer 200 with the same digit."""
+    digits = []
+    for port in (app_port, bare_port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/predict", body=png, headers={"Content-Type": "image/png"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"port {port}: /predict answered {response.status}: {body[:300]!r}")
+        digits.append(json.loads(body)["digit"])
+    if digits[0] != digits[1]:
+        raise RuntimeError(f"app and bare route disagree ({digits}); the comparison would be meaningless")
+
+
+def median_row(runs):
+    return {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")} | {
+        "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
+        "requests": sum(r["requests"] for r in runs)}
+
+
+def print_table(rows, clients_list):
+    print(f"\n{'target':<6} {'route':<9} {'clients':>7} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
+          f"{'requests':>9} {'non-2xx':>8} {'sock err':>8}")
+    for (target, route, clients), row in rows.items():
+        print(f"{target:<6} {route:<9} {clients:>7} {row['rps']:>9.1f} {row['p50_ms']:>9.2f} "
+              f"{row['p99_ms']:>9.2f} {row['requests']:>9} {row['non_2xx']:>8} {row['socket_errors']:>8}")
+    print(f"\n{'clients':>7} {'app predict/healthz':>20} {'bare predict/healthz':>21} "
+          f"{'app/bare predict':>17} {'app/bare healthz':>17}   (ratios of median req/s)")
+    for clients in clients_list:
+        def rps(target, route):
+            return rows[(target, route, clients)]["rps"]
+        print(f"{clients:>7} {rps('app', 'predict') / rps('app', 'healthz'):>20.3f} "
+              f"{rps('bare', 'predict') / rps('bare', 'healthz'):>21.3f} "
+              f"{rps('app', 'predict') / rps('bare', 'predict'):>17.3f} "
+              f"{rps('app', 'healthz') / rps('bare', 'healthz'):>17.3f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell, median reported (default 3)")
+    parser.add_argument("--clients", default="1,8,32", help="concurrent clients (default 1,8,32)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if WRK else "python")
+    args = parser.parse_args(argv)
+    clients_list = [int(c) for c in args.clients.split(",")]
+    if args.client == "wrk" and not WRK:
+        parser.error("wrk not found (apt-get install wrk), use --client python")
+    if not 1 <= args.duration <= 60 or not 1 <= args.repeats <= 10 or max(clients_list) > 256:
+        parser.error("bounded benchmark: duration 1-60 s, repeats 1-10, at most 256 clients")
+
+    png = payloads.canvas_png()
+    scratch = tempfile.TemporaryDirectory(prefix="bench-serve-")
+    body_path = Path(scratch.name) / "canvas.png"
+    body_path.write_bytes(png)
+    scripts = {route: lua_script(scratch.name, route, body_path) for route in ("predict", "healthz")}
+    load_before = os.getloadavg()
+    print(f"client={args.client} workers={args.workers} duration={args.duration}s repeats={args.repeats} "
+          f"cpus={os.cpu_count()} loadavg={load_before[0]:.2f} body={len(png)} B (280x280 canvas PNG)")
+
+    runs = {}
+    with Gunicorn(workers=args.workers) as app_server, \
+            Gunicorn("bench.bare_app:create_bare_app()", workers=args.workers) as bare_server:
+        check_equivalent(app_server.port, bare_server.port, png)
+        servers = {"app": app_server, "bare": bare_server}
+        started = time.monotonic()
+        for repeat in range(args.repeats):
+            for clients in clients_list:
+                for target, server in servers.items():
+                    for route in ("predict", "healthz"):
+                        if args.client == "wrk":
+                            run = wrk_run(server.port, scripts[route], clients, args.duration)
+                        else:
+                            run = python_run(server.port, route, png, clients, args.duration)
+                        runs.setdefault((target, route, clients), []).append(run)
+            print(f"  repeat {repeat + 1}/{args.repeats} done ({time.monotonic() - started:.0f}s)", flush=True)
+
+    rows = {key: median_row(value) for key, value in sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))}
+    print_table(rows, clients_list)
+    load_after = os.getloadavg()
+    print(f"\nloadavg before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+          f"(the machine is shared: compare ratios, not absolute numbers, across runs)")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"args": vars(args), "loadavg": [load_before, load_after],
+                                   "rows": [{"target": t, "route": r, "clients": c, **row}
+                                            for (t, r, c), row in rows.items()]}, indent=1))
+    print(f"raw medians written to {RESULTS.relative_to(REPO)}")
+    failed = sum(row["socket_errors"] + row["non_2xx"] for row in rows.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
