@@ -23,16 +23,14 @@ RUN python -m pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11.11-slim-bookworm AS runtime
 
-# PORT and WEB_CONCURRENCY are read by gunicorn.conf.py; MODEL_PATH is left
-# unset so the model shipped inside the wheel is served (set it to serve another).
-# One BLAS/OpenMP thread per worker: WEB_CONCURRENCY workers share the CPUs,
-# threads inside each worker would only fight over them.
+# PORT and WEB_CONCURRENCY are read by gunicorn.conf.py (which also pins BLAS
+# to one thread per worker); WEB_CONCURRENCY is set rather than derived from
+# the CPU count, which inside a CPU-quota container is the host's. MODEL_PATH
+# is left unset so the model shipped inside the wheel is served.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    OMP_NUM_THREADS=1 \
-    OPENBLAS_NUM_THREADS=1 \
     PORT=8000 \
     WEB_CONCURRENCY=2
 
@@ -43,8 +41,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && useradd --system --uid 10001 --user-group --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin digitdraw
 
-# The working directory holds only the server settings: the code is imported
-# from site-packages, never from here.
+# The working directory holds only the server settings (bind 0.0.0.0:$PORT,
+# preload, timeouts, heartbeat on /dev/shm): the code is imported from
+# site-packages, never from here.
 WORKDIR /srv/digitdraw
 COPY gunicorn.conf.py ./
 
@@ -56,5 +55,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
 
-# /dev/shm for the worker heartbeat files: /tmp may be a slow or read-only overlay.
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "--worker-tmp-dir", "/dev/shm", "app:create_app()"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]
