@@ -6,7 +6,7 @@ from flask.helpers import get_debug_flag
 
 from model.inference import load_model
 
-from . import api, errors, imaging, logs, pages, security
+from . import api, errors, logs, pages, security
 from . import config as settings
 
 
@@ -51,7 +51,6 @@ def create_app(config=None):
     app.json.sort_keys = False
 
     logs.configure(app)
-    imaging.limit_pil_pixels(app.config["MAX_IMAGE_PIXELS"])
 
     model = load_model(app.config["MODEL_PATH"])
     app.extensions["digit_model"] = model

@@ -4,8 +4,14 @@
 declared size is therefore checked between the two, so an image that would
 expand to gigabytes (a decompression bomb) is refused before any pixel is
 decoded. Only the five formats of the API contract are ever decoded.
+
+Pillow's own guard (Image.MAX_IMAGE_PIXELS, a process-wide setting left at its
+default so other code is unaffected) sits far above our limit; its
+DecompressionBombError, raised while reading headers of absurd sizes, is
+answered like ours: 413.
 """
 import io
+import math
 import struct
 import zlib
 
@@ -21,17 +27,15 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeEr
                   struct.error, zlib.error)
 
 
-def limit_pil_pixels(max_pixels):
-    """Align Pillow's own bomb guard with ours: warning above the limit, error above twice it.
-
-    Process-wide, which is right: the app is the only thing decoding images here.
-    """
-    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+def _limit_text(max_pixels):
+    side = math.isqrt(max_pixels)
+    square = f" ({side}x{side})" if side * side == max_pixels else ""
+    return f"{max_pixels:,} pixels{square}"
 
 
 def _too_large(width, height, max_pixels):
-    return TooLarge(f"The image is {width}x{height} pixels, over the limit of {max_pixels} pixels "
-                    f"(e.g. 4096x4096); send a smaller image.")
+    return TooLarge(f"The image is {width}x{height} pixels, over the limit of {_limit_text(max_pixels)}; "
+                    f"send a smaller image.")
 
 
 def _other_format_name(data):
@@ -56,7 +60,7 @@ def decode_image(data, max_pixels):
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooLarge(f"The image has more than {max_pixels} pixels; send a smaller image.") from None
+        raise TooLarge(f"The image declares far more than {_limit_text(max_pixels)}; send a smaller image.") from None
     except UnidentifiedImageError:
         name = _other_format_name(data)
         if name:

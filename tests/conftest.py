@@ -1,0 +1,80 @@
+"""Shared fixtures: the app and its test client (as in Flask's tutorial), plus
+helpers that draw digit-like images the way a person would on the page."""
+import io
+import math
+
+import pytest
+from PIL import Image, ImageDraw
+
+from app import create_app
+
+# Strokes as polylines in unit coordinates (0..1 across the canvas), drawn the
+# way a person draws these digits. Shared by API tests (drawn with PIL) and
+# browser tests (drawn with the mouse on canvas#pad).
+DIGIT_STROKES = {
+    1: [[(0.50, 0.14), (0.50, 0.86)]],
+    7: [[(0.27, 0.18), (0.73, 0.18), (0.60, 0.45), (0.45, 0.86)]],
+    # Counter-clockwise from the top, closing with a small overlap, as most people draw a 0.
+    0: [[(0.5 - 0.23 * math.sin(math.radians(a)), 0.5 - 0.34 * math.cos(math.radians(a)))
+         for a in range(0, 376, 15)]],
+}
+
+CANVAS = 280
+BRUSH = CANVAS // 14  # what the page uses
+
+
+def draw_strokes(strokes, size=CANVAS, width=BRUSH, ink=(0, 0, 0, 255), background=(255, 255, 255, 255)):
+    """RGBA image of round-capped polylines (unit coordinates) on `background`."""
+    image = Image.new("RGBA", (size, size), background)
+    pen = ImageDraw.Draw(image)
+    radius = width / 2
+    for stroke in strokes:
+        points = [(x * size, y * size) for x, y in stroke]
+        pen.line(points, fill=ink, width=width, joint="curve")
+        for x, y in points:  # round caps and joins, like the canvas's lineCap/lineJoin
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+    return image
+
+
+def encode(image, fmt="PNG", **options):
+    """Bytes of `image` in `fmt`; converts modes the format cannot hold."""
+    if fmt in ("JPEG", "BMP") and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    if fmt == "GIF" and image.mode not in ("P", "L"):
+        image = image.convert("L")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def app():
+    app = create_app({"TESTING": True})
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def digit_image():
+    """Factory: `digit_image(7)` -> PIL RGBA image of that digit, black on white."""
+    def make(digit=1, **options):
+        return draw_strokes(DIGIT_STROKES[digit], **options)
+    return make
+
+
+@pytest.fixture
+def digit_png(digit_image):
+    """Factory: `digit_png(7)` -> PNG bytes of that digit drawn on a 280x280 canvas."""
+    def make(digit=1, **options):
+        return encode(digit_image(digit, **options), "PNG")
+    return make
+
+
+@pytest.fixture
+def digit_strokes():
+    """The unit-coordinate polylines behind `digit_image`, for drawing elsewhere."""
+    return DIGIT_STROKES
