@@ -1,11 +1,14 @@
 """Fetch the four MNIST files from public mirrors into a local cache.
 
+    python -m model.download [--cache-dir DIR] [--mirror URL ...]
+
 Mirrors come and go and connections drop, so each file is tried mirror by
 mirror; a body is only trusted once the SHA-256 of its *decompressed* bytes
 matches (the .gz bytes differ between mirrors, the content does not). Bytes
 land in a temporary file in the cache directory and are moved into place with
 os.replace, so an interrupted or bad download never leaves a partial file.
 """
+import argparse
 import hashlib
 import http.client
 import os
@@ -167,3 +170,27 @@ def download_mnist(cache_dir=None, checksums=None, mirrors=MIRRORS, timeout=30.0
         paths[filename] = path if cached_ok else download_file(
             filename, cache_dir, sha256, mirrors=mirrors, timeout=timeout, progress=progress)
     return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m model.download",
+                                     description="Download and verify the four MNIST files.")
+    parser.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help=f"where to put them (default {default_cache_dir()})")
+    parser.add_argument("--mirror", metavar="URL", action="append",
+                        help="base URL to try instead of the built-in mirrors (repeatable, tried in order)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connection (default 30)")
+    args = parser.parse_args(argv)
+    try:
+        paths = download_mnist(args.cache_dir, mirrors=tuple(args.mirror or MIRRORS),
+                               timeout=args.timeout, progress=sys.stderr.isatty())
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -238,3 +238,25 @@ def test_load_mnist_download_failure_propagates(server, tmp_path):
         datasets.load_mnist(cache_dir=tmp_path, mirrors=[mirror(server, "error")], checksums=SHA256,
                             splits=("train",))
     assert files_in(tmp_path) == []
+
+
+# --- python -m model.download ---------------------------------------------------------------
+
+def test_cli_downloads_with_mirror_override(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(download, "MNIST_SHA256", SHA256)
+    code = download.main(["--cache-dir", str(tmp_path), "--mirror", mirror(server, "cut"),
+                          "--mirror", mirror(server, "good")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert sorted(out.split()) == sorted(str(tmp_path / name) for name in SHA256)
+    assert files_in(tmp_path) == sorted(SHA256)
+
+
+def test_cli_failure_exits_non_zero_with_the_story(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(download, "MNIST_SHA256", SHA256)
+    code = download.main(["--cache-dir", str(tmp_path), "--mirror", mirror(server, "error")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: could not download")
+    assert "HTTP 500 Internal Server Error" in err
+    assert files_in(tmp_path) == []

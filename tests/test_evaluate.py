@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from model import evaluate, idx, modelfile
+from model import datasets, evaluate, idx, modelfile
 from model.inference import load_model
 
 N_TEST, N_RIGHT = 60, 41
@@ -209,3 +209,17 @@ def test_most_confident_errors_order():
     labels = np.array([0, 0, 0, 0, 1])
     # wrong: 1 (0.8), 2 (0.6), 3 (0.95), 4 (0.7); right: 0
     assert evaluate.most_confident_errors(probabilities, labels, limit=3).tolist() == [3, 1, 4]
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(datasets.mnist_dir_from_env() is None,
+                    reason="real MNIST not found: set MNIST_DIR or put the four files in ../shared/mnist")
+def test_real_mnist_test_set(model_path, capsys):
+    mnist = datasets.mnist_dir_from_env()
+    code, out, err = run([model_path, "--data", mnist], capsys)
+    assert code == 0, err
+    test = datasets.load_mnist(mnist, splits=("test",))
+    predicted = load_model(model_path).predict_proba(test["test_images"]).argmax(axis=1)
+    right = int((predicted == test["test_labels"]).sum())
+    assert f"test accuracy: {right / 10000:.4f} ({right}/10000)" in out.splitlines()
+    assert f"data: {mnist} (official MNIST test set, 10000 images)" in out.splitlines()

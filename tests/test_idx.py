@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,7 +260,7 @@ def published_checksums():
     readme = os.path.join(MNIST_DIR, "README.md")
     if not os.path.isfile(readme):
         pytest.skip(f"no README.md with checksums beside the MNIST files in {MNIST_DIR}")
-    rows = re.findall(r"^\|\s*(\S+\.gz)\s*\|.*\|\s*([0-9a-f]{64})\s*\|$", open(readme).read(), re.M)
+    rows = re.findall(r"^\|\s*(\S+\.gz)\s*\|.*\|\s*([0-9a-f]{64})\s*\|$", Path(readme).read_text(), re.M)
     return dict(rows)
 
 
