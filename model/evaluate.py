@@ -171,8 +171,8 @@ def parse_args(argv):
     parser.add_argument("--data", metavar="DIR",
                         help="directory with the MNIST IDX files (default: download into the cache)")
     parser.add_argument("--plot", metavar="DIR", help="also write PNG plots into DIR (needs matplotlib)")
-    parser.add_argument("--batch-size", type=positive_int, default=500, metavar="N",
-                        help="images per forward pass (default 500)")
+    parser.add_argument("--batch-size", type=positive_int, default=100, metavar="N",
+                        help="images per forward pass (default 100: peak memory ~150 MB for the CNN)")
     return parser.parse_args(argv)
 
 
