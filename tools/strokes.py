@@ -131,11 +131,12 @@ def render_segments(segments, brush, ink="black"):
     layer = Image.new("L", (CANVAS * s, CANVAS * s), 0)
     draw = ImageDraw.Draw(layer)
     r = brush * s / 2.0
-    for (x0, y0), (x1, y1) in np.asarray(segments, dtype=np.float64) * s:
-        if (x0, y0) != (x1, y1):
-            draw.line((x0, y0, x1, y1), fill=255, width=max(1, int(round(brush * s))))
-        draw.ellipse((x0 - r, y0 - r, x0 + r, y0 + r), fill=255)
-        draw.ellipse((x1 - r, y1 - r, x1 + r, y1 + r), fill=255)
+    segments = np.asarray(segments, dtype=np.float64) * s
+    width = max(1, int(round(brush * s)))
+    for (x0, y0), (x1, y1) in segments[np.any(segments[:, 0] != segments[:, 1], axis=1)]:
+        draw.line((x0, y0, x1, y1), fill=255, width=width)
+    for x, y in np.unique(segments.reshape(-1, 2), axis=0):  # round caps and joints
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
     coverage = np.asarray(layer.resize((CANVAS, CANVAS), Image.BOX), dtype=np.float32) / 255.0
     return coverage_to_rgba(coverage, ink)
 
@@ -192,10 +193,11 @@ def redraw_raster(digit28, variant, rng):
     if variant in ("thin", "thick"):
         steps = int(round(abs(brush - nominal) / 2))
         rank = ImageFilter.MinFilter(3) if brush < nominal else ImageFilter.MaxFilter(3)
+        start = np.count_nonzero(np.asarray(big) > 127)
         for _ in range(min(steps, 12)):
             eroded = big.filter(rank)
-            if brush < nominal and np.asarray(eroded).max() < 128:
-                break
+            if brush < nominal and np.count_nonzero(np.asarray(eroded) > 127) < 0.5 * start:
+                break  # thinner would break strokes apart: not what a thin pen does
             big = eroded
     bw, bh = big.size
     if bw > CANVAS or bh > CANVAS:
