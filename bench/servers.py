@@ -27,8 +27,9 @@ def free_port():
 class Gunicorn:
     """`with Gunicorn(workers=2) as server:` -> server.port, server.worker_pids()."""
 
-    def __init__(self, app_spec=APP_SPEC, workers=2, extra_env=None):
+    def __init__(self, app_spec=APP_SPEC, workers=2, extra_env=None, extra_args=()):
         self.app_spec = app_spec
+        self.extra_args = list(extra_args)
         self.workers = workers
         self.port = free_port()
         # Same thread settings as the container image: one BLAS thread per worker.
@@ -40,7 +41,7 @@ class Gunicorn:
     def __enter__(self):
         gunicorn = Path(sys.executable).parent / "gunicorn"
         argv = [str(gunicorn), "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers), self.app_spec]
+                "--workers", str(self.workers), *self.extra_args, self.app_spec]
         self.proc = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
         return self

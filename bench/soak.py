@@ -35,18 +35,21 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-requests", type=int, default=0,
+                        help="gunicorn worker recycling; 0 (default) turns off the config's recycling "
+                             "so RSS at the end belongs to the same workers as at the start")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 1_000_000 or not 1 <= args.clients <= 256:
         parser.error("bounded soak: 1-1000000 requests, 1-256 clients")
 
     cases = payloads.soak_mix()
-    with Gunicorn(workers=args.workers) as server:
+    with Gunicorn(workers=args.workers, extra_args=["--max-requests", str(args.max_requests)]) as server:
         start_rss = rss_snapshot(server)
         run_load("127.0.0.1", server.port, cases, args.clients, total=min(WARMUP_REQUESTS, args.requests),
                  seed=args.seed + 1)
         warm_rss = rss_snapshot(server)
         print(f"soak: {args.requests} requests, {args.clients} clients, {args.workers} workers, "
-              f"{len(cases)} request kinds, seed {args.seed}", flush=True)
+              f"{len(cases)} request kinds, seed {args.seed}, max_requests {args.max_requests}", flush=True)
         started = time.monotonic()
         result = run_load("127.0.0.1", server.port, cases, args.clients, total=args.requests, seed=args.seed)
         end_rss = rss_snapshot(server)
