@@ -102,7 +102,8 @@ def load(path):
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: model file not found")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Opened here, not by np.load, so a corrupt archive cannot leak the handle.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             names = list(archive.files)
             if META_KEY not in names:
                 raise ModelFileError(f"{path}: no '{META_KEY}' entry; not a {FORMAT} file")

@@ -1,0 +1,159 @@
+"""The .npz format: round trip, and refusal of every kind of altered file."""
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from model import modelfile
+from model.inference import load_model
+from model.modelfile import ModelFileError
+
+ARCH = [{"type": "conv2d", "filters": 2, "kernel": 3, "padding": 1}, {"type": "maxpool2d", "size": 2},
+        {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 10}]
+INPUT = {"shape": [28, 28, 1], "layout": "NHWC", "scale": 255.0, "mean": 0.1307, "std": 0.3081}
+
+
+def make_params(seed=0):
+    shapes, _ = modelfile.param_shapes(ARCH, INPUT["shape"])
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(s).astype(np.float32) * 0.1 for k, s in shapes.items()}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "m.npz"
+    params = make_params()
+    modelfile.save(path, {"name": "tiny", "architecture": ARCH, "input": INPUT}, params)
+    return path, params
+
+
+def rewrite(path, arrays):
+    """Write arrays as an .npz exactly as given (no re-hashing): a tampered file."""
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def read_all(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_round_trip_keeps_arrays_and_meta(saved):
+    path, params = saved
+    meta, loaded = modelfile.load(path)
+    assert set(loaded) == set(params)
+    for k in params:
+        np.testing.assert_array_equal(loaded[k], params[k])
+    assert meta["format_version"] == modelfile.FORMAT_VERSION
+    assert meta["weights_sha256"] == modelfile.weights_sha256(params)
+    assert meta["name"] == "tiny"
+
+
+def test_loaded_model_predicts_probabilities(saved):
+    path, _ = saved
+    m = load_model(path)
+    p = m.predict_proba(np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8))
+    assert p.shape == (5, 10) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(p >= 0)
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "m.npz"
+    modelfile.save(path, {"architecture": ARCH, "input": INPUT}, make_params())
+    bad = make_params()
+    bad["0.W"] = bad["0.W"][..., :1]  # wrong shape: save must refuse before replacing anything
+    original = path.read_bytes()
+    with pytest.raises(Exception):
+        modelfile.save(path, {"architecture": [{"type": "nonsense"}], "input": INPUT}, bad)
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a: a.update({"0.W": a["0.W"][..., :1]}), "shape"),
+    (lambda a: a.update({"0.W": a["0.W"].astype(np.float64)}), "float64"),
+    (lambda a: a.pop("4.b"), "missing"),
+    (lambda a: a.update({"extra": np.zeros(3, np.float32)}), "unexpected"),
+    (lambda a: a["4.W"].__setitem__((0, 0), a["4.W"][0, 0] + 1), "SHA-256"),
+    (lambda a: a["4.W"].__setitem__((0, 0), np.nan), "NaN"),
+])
+def test_tampered_arrays_are_refused(saved, change, message):
+    path, _ = saved
+    arrays = read_all(path)
+    change(arrays)
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match=message):
+        modelfile.load(path)
+
+
+def test_other_format_version_is_refused_with_a_clear_message(saved):
+    path, _ = saved
+    arrays = read_all(path)
+    meta = json.loads(str(arrays["meta"]))
+    meta["format_version"] = 99
+    arrays["meta"] = np.array(json.dumps(meta))
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match="format version 99 is not supported"):
+        modelfile.load(path)
+
+
+def test_architecture_mismatch_is_refused(saved):
+    path, _ = saved
+    arrays = read_all(path)
+    meta = json.loads(str(arrays["meta"]))
+    meta["architecture"][0]["filters"] = 3
+    arrays["meta"] = np.array(json.dumps(meta))
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match="shape"):
+        modelfile.load(path)
+
+
+def test_pickled_objects_are_refused_not_executed(tmp_path, saved):
+    path, _ = saved
+    arrays = read_all(path)
+    arrays["4.b"] = np.array([{"evil": 1}], dtype=object)
+    target = tmp_path / "pickled.npz"
+    with open(target, "wb") as fh:
+        np.savez(fh, **arrays)  # np.savez pickles object arrays
+    with pytest.raises(ModelFileError, match="pickled"):
+        modelfile.load(target)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.3, 0.9])
+def test_truncated_file_is_refused(saved, keep):
+    path, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ModelFileError):
+        modelfile.load(path)
+
+
+def test_missing_file_and_non_npz_are_refused(tmp_path):
+    with pytest.raises(ModelFileError, match="not found"):
+        modelfile.load(tmp_path / "absent.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"this is not a zip archive")
+    with pytest.raises(ModelFileError):
+        modelfile.load(junk)
+
+
+def test_meta_that_is_not_json_is_refused(saved):
+    path, _ = saved
+    arrays = read_all(path)
+    arrays["meta"] = np.array("{not json")
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match="JSON"):
+        modelfile.load(path)
+
+
+def test_zip_with_unrelated_member_is_refused(tmp_path):
+    target = tmp_path / "other.npz"
+    with zipfile.ZipFile(target, "w") as z:
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(3, np.float32))
+        z.writestr("weights.npy", buf.getvalue())
+    with pytest.raises(ModelFileError, match="meta"):
+        modelfile.load(target)
