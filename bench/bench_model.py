@@ -1,0 +1,204 @@
+"""Speed and memory of the NumPy engine, with PyTorch (CPU) beside it when installed.
+
+    python -m bench.bench_model [--rounds 5] [--steps 20]
+
+Each case runs in a fresh subprocess (so its peak RSS is its own), and the
+NumPy and PyTorch cases alternate round by round, so both see the same noisy
+machine; the table reports medians over rounds and the ratio of medians.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import time
+
+import numpy as np
+
+EPOCH_IMAGES = 60000
+
+
+def _numpy_train_step_seconds(arch_name, batch, steps):
+    from model.losses import softmax_cross_entropy
+    from model.network import ARCHITECTURES, Network
+    from model.optimizers import Adam
+    from model.parallel import blas_single_threaded
+    from model.train import normalize
+
+    rng = np.random.default_rng(0)
+    images = rng.random((batch, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, batch)
+    net = Network(ARCHITECTURES[arch_name], seed=0)
+    opt = Adam(net.parameters(), lr=1e-3)
+    times = []
+    with blas_single_threaded():
+        for i in range(steps + 3):
+            start = time.perf_counter()
+            x = normalize(images)  # augmentation excluded: PyTorch is timed without it too
+            logits = net.forward(x, training=True)
+            _, d = softmax_cross_entropy(logits, labels)
+            net.backward(d)
+            opt.step()
+            if i >= 3:  # warm-up steps excluded
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _torch_model(arch_name):
+    import torch.nn as nn
+    if arch_name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(32, 64, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.4), nn.Linear(128, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 10))
+
+
+def _torch_train_step_seconds(arch_name, batch, steps):
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    net = _torch_model(arch_name)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.rand(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    times = []
+    for i in range(steps + 3):
+        start = time.perf_counter()
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _numpy_inference_seconds(batch, repeats):
+    from model.inference import load_model
+    model = load_model()
+    x = np.random.default_rng(0).integers(0, 256, (batch, 28, 28), dtype=np.uint8)
+    for _ in range(5):
+        model.predict_proba(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_proba(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _torch_inference_seconds(batch, repeats):
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    net = _torch_model("cnn").eval()
+    x = torch.rand(batch, 1, 28, 28)
+    times = []
+    with torch.inference_mode():
+        for _ in range(5):
+            torch.softmax(net(x), dim=1)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.softmax(net(x), dim=1)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+CASES = {
+    "numpy-train": _numpy_train_step_seconds,
+    "torch-train": _torch_train_step_seconds,
+    "numpy-infer": _numpy_inference_seconds,
+    "torch-infer": _torch_inference_seconds,
+}
+
+
+def _child(name, args, queue):
+    seconds = CASES[name](*args)
+    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def run_case(name, *args):
+    """One measurement in a fresh process: (median seconds, peak RSS in MiB)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def blas_info():
+    from threadpoolctl import threadpool_info
+    infos = [f"{i['internal_api']} {i.get('version') or ''} ({i.get('architecture') or '?'}, "
+             f"{i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas"]
+    return "; ".join(infos) or "unknown"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds per case (median reported)")
+    p.add_argument("--steps", type=int, default=20, help="training steps timed per round")
+    p.add_argument("--json", help="also write the results as JSON here")
+    args = p.parse_args(argv)
+
+    with_torch = torch_available()
+    rows = [("cnn", "train", 128), ("mlp", "train", 128), ("cnn", "infer", 1), ("cnn", "infer", 256)]
+    results = {}
+    for r in range(args.rounds):
+        for arch, kind, batch in rows:
+            engines = ["numpy", "torch"] if with_torch else ["numpy"]
+            if r % 2:
+                engines.reverse()  # alternate who goes first
+            for engine in engines:
+                if kind == "train":
+                    sec, rss = run_case(f"{engine}-train", arch, batch, args.steps)
+                else:
+                    sec, rss = run_case(f"{engine}-infer", batch, 200 if batch == 1 else 20)
+                results.setdefault((arch, kind, batch, engine), []).append((sec, rss))
+
+    print(f"NumPy {np.__version__}, BLAS: {blas_info()}, {os.cpu_count()} cores, "
+          f"{args.rounds} rounds (medians)")
+    header = f"{'case':<26}{'numpy':>16}{'pytorch':>16}{'numpy/pytorch':>15}{'numpy peak RSS':>16}"
+    print(header)
+    print("-" * len(header))
+    table = []
+    for arch, kind, batch in rows:
+        n = results[(arch, kind, batch, "numpy")]
+        t = results.get((arch, kind, batch, "torch"))
+        n_sec = statistics.median(s for s, _ in n)
+        n_rss = max(m for _, m in n)
+        t_sec = statistics.median(s for s, _ in t) if t else None
+        if kind == "train":
+            label = f"{arch} train b{batch} img/s"
+            n_val, t_val = batch / n_sec, (batch / t_sec if t_sec else None)
+            fmt = lambda v: f"{v:,.0f}"  # noqa: E731
+            extra = f"  (epoch: numpy {EPOCH_IMAGES / n_val:.0f}s" + (
+                f", pytorch {EPOCH_IMAGES / t_val:.0f}s)" if t_val else ")")
+        else:
+            label = f"{arch} infer b{batch} ms"
+            n_val, t_val = n_sec * 1e3, (t_sec * 1e3 if t_sec else None)
+            fmt = lambda v: f"{v:.3f}"  # noqa: E731
+            extra = ""
+        ratio = f"{(n_sec / t_sec):.2f}x time" if t_sec else "-"
+        print(f"{label:<26}{fmt(n_val):>16}{(fmt(t_val) if t_val else 'not installed'):>16}"
+              f"{ratio:>15}{n_rss:>13.0f} MiB{extra}")
+        table.append({"case": label, "numpy": n_val, "pytorch": t_val, "numpy_seconds": n_sec,
+                      "pytorch_seconds": t_sec, "numpy_peak_rss_mib": n_rss})
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(table, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
