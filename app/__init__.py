@@ -48,6 +48,9 @@ def create_app(config=None):
         app.config.update(config)
     app.config["DEBUG"] = False
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    # One file part is all /predict needs; a text field may carry a data URL.
+    app.config["MAX_FORM_PARTS"] = 20
+    app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_BODY_BYTES"]
     app.json.sort_keys = False
 
     logs.configure(app)

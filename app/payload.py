@@ -9,7 +9,10 @@ import binascii
 import json
 import re
 
-from .errors import BadInput, Unsupported
+from flask import current_app
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .errors import BadInput, TooLarge, Unsupported
 
 RAW_IMAGE_TYPES = {
     "image/png", "image/x-png",
@@ -33,7 +36,7 @@ def image_bytes(request):
         return _from_raw(request)
     if mimetype == "application/json" or mimetype.endswith("+json"):
         return _from_json(request)
-    if not mimetype and not request.content_length and not request.get_data(cache=True):
+    if not mimetype and not read_body(request):
         raise BadInput("No image was sent; POST an image file, e.g. curl -F image=@digit.png .../predict.")
     if mimetype.startswith("image/"):
         raise Unsupported(f"{mimetype} is not supported; send {SUPPORTED_TEXT}.")
@@ -43,36 +46,67 @@ def image_bytes(request):
                       f"{{\"image\": \"data:image/png;base64,...\"}}.")
 
 
+def read_body(request):
+    """The whole body, refused with 413 once it passes MAX_BODY_BYTES.
+
+    Werkzeug caps a body without Content-Length (chunked) at the limit but
+    `get_data()` then returns it silently truncated; reading in pieces and
+    counting tells "exactly this long" from "longer than allowed".
+    """
+    limit = current_app.config["MAX_BODY_BYTES"]
+    chunks, total = [], 0
+    while True:
+        chunk = request.stream.read(64 * 1024)  # Werkzeug raises 413 when reading past the cap
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(f"The request body is over the limit of {limit} bytes; send a smaller image.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _from_raw(request):
-    data = request.get_data(cache=False)
+    data = read_body(request)
     if not data:
         raise BadInput("The request body is empty; send the image bytes as the body.")
     return data
 
 
 def _from_multipart(request):
-    upload = request.files.get("image")
+    try:
+        files, form = request.files, request.form
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_BODY_BYTES"]
+        if request.content_length is not None and request.content_length <= limit:
+            # Within the byte limit, so Werkzeug counted too many parts.
+            raise BadInput(f"The form has more than {current_app.config['MAX_FORM_PARTS']} parts; "
+                           f"send one file in the field named 'image'.") from None
+        raise TooLarge(f"The request body is over the limit of {limit} bytes; send a smaller image.") from None
+    upload = files.get("image")
     if upload is not None:
         data = upload.read()
         if not data:
             raise BadInput("The file in field 'image' is empty; attach a PNG, JPEG, GIF, BMP or WEBP file.")
         return data
-    text = request.form.get("image")
+    text = form.get("image")
     if text:
         return decode_base64_image(text)
-    got = sorted(set(request.files) | set(request.form))
+    got = sorted(set(files) | set(form))
     hint = f" (got {', '.join(repr(name) for name in got)})" if got else ""
     raise BadInput(f"The form field must be named 'image'{hint}; e.g. curl -F image=@digit.png .../predict.")
 
 
 def _from_json(request):
-    raw = request.get_data(cache=False)
+    raw = read_body(request)
     if not raw:
         raise BadInput('The JSON body is empty; send {"image": "data:image/png;base64,..."}.')
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadInput('The body is not valid JSON; send {"image": "data:image/png;base64,..."}.') from None
+    except RecursionError:
+        raise BadInput('The JSON is nested too deeply; send {"image": "data:image/png;base64,..."}.') from None
     if not isinstance(body, dict):
         raise BadInput('The JSON body must be an object like {"image": "data:image/png;base64,..."}.')
     if "image" not in body:

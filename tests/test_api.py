@@ -105,6 +105,13 @@ def test_json_data_url(client, app, digit_png):
     assert_prediction(client.post("/predict", json={"image": url}), app, png)
 
 
+def test_multipart_text_field_with_data_url(client, app, digit_png):
+    png = digit_png(7)
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    response = client.post("/predict", data={"image": url}, content_type="multipart/form-data")
+    assert_prediction(response, app, png)
+
+
 def test_json_bare_base64(client, app, digit_png):
     png = digit_png(0)
     assert_prediction(client.post("/predict", json={"image": base64.b64encode(png).decode()}), app, png)
