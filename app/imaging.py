@@ -22,9 +22,11 @@ from .errors import BadInput, TooLarge, Unsupported
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 ALLOWED_TEXT = "PNG, JPEG, GIF, BMP or WEBP"
 
-# What a corrupt file makes Pillow's decoders raise.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-                  struct.error, zlib.error)
+# What a corrupt file makes Pillow's parsers and decoders raise: the documented
+# ones (OSError, SyntaxError...) and those that leak from a plugin reading
+# nonsense fields (KeyError, IndexError...). Any of them means "bad file": 400.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                  AttributeError, NotImplementedError, struct.error, zlib.error)
 
 
 def _limit_text(max_pixels):
@@ -43,9 +45,7 @@ def _other_format_name(data):
     try:
         with Image.open(io.BytesIO(data)) as probe:  # header only, nothing decoded
             return probe.format
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return None
-    except _DECODE_ERRORS:
+    except Exception:  # any failure only means we cannot name it
         return None
 
 
