@@ -9,9 +9,7 @@ on the untouched 28x28 digit (agreement isolates what preprocessing costs).
     python -m tools.canvas_eval [--n 2000] [--model PATH] [--data DIR] [--seed 0]
 """
 import argparse
-import gzip
 import io
-import os
 import sys
 import time
 
@@ -19,34 +17,18 @@ import numpy as np
 from PIL import Image
 
 from app.preprocess import preprocess
+from model.datasets import load_mnist, mnist_dir_from_env
 from tools import strokes
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = {
     "raster": strokes.redraw_raster,      # the MNIST pixels enlarged
     "strokes": strokes.redraw_skeleton,   # centre line re-traced with a round brush
 }
 
 
-def mnist_dir():
-    """MNIST_DIR, else ../shared/mnist next to the repository; None when absent."""
-    for candidate in (os.environ.get("MNIST_DIR"), os.path.join(REPO, "..", "shared", "mnist")):
-        if candidate and os.path.isfile(os.path.join(candidate, "t10k-images-idx3-ubyte.gz")):
-            return os.path.abspath(candidate)
-    return None
-
-
 def load_mnist_test(data_dir):
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) of the MNIST test set."""
-    try:
-        from model.datasets import load_mnist
-    except ImportError:  # the data module is not there yet: read the IDX files directly
-        def read(name, offset):
-            with gzip.open(os.path.join(data_dir, name)) as fh:
-                return np.frombuffer(fh.read(), dtype=np.uint8, offset=offset)
-        images = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-        return images, read("t10k-labels-idx1-ubyte.gz", 8)
-    data = load_mnist(data_dir)
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) of the MNIST test set in data_dir."""
+    data = load_mnist(data_dir=data_dir, splits=("test",))
     return data["test_images"], data["test_labels"]
 
 
@@ -99,7 +81,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from model.inference import load_model
-    data_dir = args.data or mnist_dir()
+    data_dir = args.data or mnist_dir_from_env()
     if data_dir is None:
         parser.error("MNIST not found: pass --data DIR or set MNIST_DIR")
     model = load_model(args.model)
