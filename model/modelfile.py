@@ -83,6 +83,7 @@ def save(path, meta, params):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from a server's user
         with os.fdopen(fd, "wb") as fh:
             arrays = {name: np.asarray(a, dtype=np.float32) for name, a in params.items()}
             np.savez(fh, **{META_KEY: np.array(json.dumps(meta, sort_keys=True))}, **arrays)
