@@ -17,6 +17,7 @@ from .datasets import MnistError, load_mnist
 from .download import DownloadError
 from .idx import IdxError
 from .inference import load_model
+from .metrics import confusion_matrix, format_confusion, format_per_class
 from .modelfile import ModelFileError
 
 NUM_CLASSES = 10
@@ -29,37 +30,12 @@ def predict_in_batches(model, images, batch_size):
     return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
 
-def confusion_matrix(labels, predictions, num_classes=NUM_CLASSES):
-    """counts[true, predicted]."""
-    flat = labels.astype(np.int64) * num_classes + predictions.astype(np.int64)
-    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 def most_confident_errors(probabilities, labels, limit):
     """Indices of wrong predictions, most confident first."""
     predictions = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predictions != labels)
     confidence = probabilities[wrong, predictions[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")][:limit]
-
-
-def format_per_class(confusion):
-    counts = confusion.sum(axis=1)
-    correct = np.diag(confusion)
-    lines = ["digit  count  correct  accuracy"]
-    for digit in range(len(confusion)):
-        accuracy = f"{correct[digit] / counts[digit]:.4f}" if counts[digit] else "n/a"
-        lines.append(f"{digit:>5}  {counts[digit]:>5}  {correct[digit]:>7}  {accuracy:>8}")
-    return "\n".join(lines)
-
-
-def format_confusion(confusion):
-    width = max(len(str(int(confusion.max()))), 1) + 2
-    label = "true\\pred"
-    lines = [label + "".join(f"{d:>{width}}" for d in range(len(confusion)))]
-    for digit, row in enumerate(confusion):
-        lines.append(f"{digit:>{len(label)}}" + "".join(f"{int(v):>{width}}" for v in row))
-    return "\n".join(lines)
 
 
 def report(model, data, probabilities):

@@ -17,7 +17,7 @@ from .augment import AugmentConfig, Augmenter
 from .datasets import load_mnist
 from .kaggle_csv import read_kaggle_csv
 from .losses import softmax_cross_entropy
-from .metrics import confusion_matrix, format_confusion
+from .metrics import confusion_matrix, format_confusion, format_per_class
 from .network import ARCHITECTURES, Network
 from .optimizers import make_optimizer, warmup_cosine
 from .parallel import blas_single_threaded
@@ -193,6 +193,7 @@ def main(argv=None):
     print(f"wrote {args.out}")
     if test_acc is not None:
         print(f"test accuracy: {test_acc * 100:.2f}% ({int(np.trace(cm))}/{int(cm.sum())})")
+        print(format_per_class(cm))
         print(format_confusion(cm))
     return meta
 

@@ -83,3 +83,19 @@ def test_optimizers_minimize_a_quadratic():
             g[...] = 2 * (w - np.array([1.0, 0.5], np.float32))
             opt.step()
         np.testing.assert_allclose(w, [1.0, 0.5], atol=1e-2)
+
+
+def test_cli_trains_from_a_kaggle_csv(tmp_path):
+    data = mnist()
+    images, labels = data["train_images"][:600], data["train_labels"][:600]
+    csv = tmp_path / "train.csv"
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    rows = [",".join(map(str, [label, *img.reshape(-1)])) for img, label in zip(images, labels)]
+    csv.write_text(header + "\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "kaggle.npz"
+    meta = trainer.main(["--arch", "mlp", "--epochs", "1", "--val-split", "100", "--no-augment",
+                         "--kaggle-csv", str(csv), "--out", str(out)])
+    assert meta["training"]["data"] == "kaggle-csv" and meta["training"]["train_images"] == 500
+    assert meta["test_accuracy"] is None  # Kaggle's test.csv has no labels
+    assert meta["history"][0]["val_accuracy"] > 0.5
+    assert load_model(out).predict_proba(images[:3]).shape == (3, 10)
