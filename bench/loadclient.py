@@ -24,7 +24,7 @@ class LoadResult:
     per_case: dict = field(default_factory=dict)          # case name -> Counter of statuses
     unexpected: Counter = field(default_factory=Counter)  # (case, status) -> count
     malformed: Counter = field(default_factory=Counter)   # case name -> non-JSON or keyless bodies
-    transport_errors: Counter = field(default_factory=Counter)  # exception name -> count
+    transport_errors: Counter = field(default_factory=Counter)  # (case name, exception name) -> count
 
     @property
     def requests(self):
@@ -92,7 +92,7 @@ def run_load(host, port, cases, concurrency, total=None, duration_s=None, seed=0
                 response = conn.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                failures[slot][type(exc).__name__] += 1
+                failures[slot][(case.name, type(exc).__name__)] += 1
                 conn.close()
                 continue
             latency = time.perf_counter() - started
