@@ -217,8 +217,10 @@
   // ---------------------------------------------------------------- showing answers
 
   function percent(p) {
-    const value = p * 100;
-    return (value >= 99.95 || value < 0.05 ? value.toFixed(0) : value.toFixed(1)) + "%";
+    // Never claim certainty the numbers do not show: 0.99996 is ">99.9%", not "100%".
+    if (p >= 0.9995) return ">99.9%";
+    if (p < 0.0005) return "<0.1%";
+    return (p * 100).toFixed(1) + "%";
   }
 
   function showResult(data) {
