@@ -102,6 +102,9 @@ def load(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: model file not found")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            raise ModelFileError(f"{path}: not an .npz archive (no zip signature)")
     try:
         # Opened here, not by np.load, so a corrupt archive cannot leak the handle.
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:

@@ -136,7 +136,7 @@ def test_missing_file_and_non_npz_are_refused(tmp_path):
         modelfile.load(tmp_path / "absent.npz")
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"this is not a zip archive")
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match="not an .npz archive"):
         modelfile.load(junk)
 
 
