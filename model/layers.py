@@ -6,7 +6,7 @@ its parameters in `params` and fills `grads` with the same keys.
 import numpy as np
 
 from . import ops
-from .parallel import map_chunks
+from .parallel import halves, map_chunks
 
 DTYPE = np.float32
 
@@ -132,14 +132,27 @@ class MaxPool2D(Layer):
         n, h, w, c = x.shape
         s = self.size
         windows = x.reshape(n, h // s, s, w // s, s, c)
-        y = windows.max(axis=(2, 4))
-        self.mask = windows == y[:, :, None, :, None, :]
+        y = np.empty((n, h // s, w // s, c), x.dtype)
+        self.mask = np.empty(windows.shape, bool)
+
+        def run(chunk):  # elementwise work is single-threaded in NumPy: split the batch
+            a, b = chunk
+            windows[a:b].max(axis=(2, 4), out=y[a:b])
+            np.equal(windows[a:b], y[a:b, :, None, :, None, :], out=self.mask[a:b])
+
+        map_chunks(run, halves(n))
         return y
 
     def backward(self, dy):
         s = self.size
-        dx = self.mask * dy[:, :, None, :, None, :]
-        n, h2, _, w2, _, c = dx.shape
+        n, h2, w2, c = dy.shape
+        dx = np.empty(self.mask.shape, dy.dtype)
+
+        def run(chunk):
+            a, b = chunk
+            np.multiply(self.mask[a:b], dy[a:b, :, None, :, None, :], out=dx[a:b])
+
+        map_chunks(run, halves(n))
         return dx.reshape(n, h2 * s, w2 * s, c)
 
 

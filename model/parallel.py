@@ -21,6 +21,12 @@ def blas_single_threaded():
     return threadpool_limits(limits=1 if _pool is not None else None, user_api="blas")
 
 
+def halves(n):
+    """One contiguous batch slice per worker, for elementwise layers."""
+    step = -(-n // WORKERS)
+    return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+
 def map_chunks(fn, chunks):
     """fn over chunks, results in chunk order (deterministic reductions)."""
     if _pool is None or len(chunks) == 1:
