@@ -10,6 +10,11 @@ count, then the next) so drift in the shared machine's load hits all alike;
 the table shows medians over the repeats and the ratios that matter:
 /predict against /healthz (what inference costs over plain HTTP), and the app
 against the bare route (what our middleware costs).
+
+Throughput and latency depend on how much CPU the machine lets the server
+have; the server's own CPU time per request (from /proc/<pid>/stat of the
+master and workers) does not, so it is reported too and is the number to
+compare between the app and the bare route on a busy machine.
 """
 import argparse
 import http.client
@@ -89,26 +94,28 @@ def check_equivalent(app_port, bare_port, png):
 
 
 def median_row(runs):
-    return {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")} | {
+    return {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "cpu_ms")} | {
         "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
         "requests": sum(r["requests"] for r in runs)}
 
 
 def print_table(rows, clients_list):
     print(f"\n{'target':<6} {'route':<9} {'clients':>7} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
-          f"{'requests':>9} {'non-2xx':>8} {'sock err':>8}")
+          f"{'CPU ms/req':>10} {'requests':>9} {'non-2xx':>8} {'sock err':>8}")
     for (target, route, clients), row in rows.items():
         print(f"{target:<6} {route:<9} {clients:>7} {row['rps']:>9.1f} {row['p50_ms']:>9.2f} "
-              f"{row['p99_ms']:>9.2f} {row['requests']:>9} {row['non_2xx']:>8} {row['socket_errors']:>8}")
-    print(f"\n{'clients':>7} {'app predict/healthz':>20} {'bare predict/healthz':>21} "
-          f"{'app/bare predict':>17} {'app/bare healthz':>17}   (ratios of median req/s)")
-    for clients in clients_list:
-        def rps(target, route):
-            return rows[(target, route, clients)]["rps"]
-        print(f"{clients:>7} {rps('app', 'predict') / rps('app', 'healthz'):>20.3f} "
-              f"{rps('bare', 'predict') / rps('bare', 'healthz'):>21.3f} "
-              f"{rps('app', 'predict') / rps('bare', 'predict'):>17.3f} "
-              f"{rps('app', 'healthz') / rps('bare', 'healthz'):>17.3f}")
+              f"{row['p99_ms']:>9.2f} {row['cpu_ms']:>10.2f} {row['requests']:>9} {row['non_2xx']:>8} "
+              f"{row['socket_errors']:>8}")
+    for key, label in (("rps", "median req/s"), ("cpu_ms", "median server CPU ms per request")):
+        print(f"\n{'clients':>7} {'app predict/healthz':>20} {'bare predict/healthz':>21} "
+              f"{'app/bare predict':>17} {'app/bare healthz':>17}   (ratios of {label})")
+        for clients in clients_list:
+            def value(target, route):
+                return rows[(target, route, clients)][key]
+            print(f"{clients:>7} {value('app', 'predict') / value('app', 'healthz'):>20.3f} "
+                  f"{value('bare', 'predict') / value('bare', 'healthz'):>21.3f} "
+                  f"{value('app', 'predict') / value('bare', 'predict'):>17.3f} "
+                  f"{value('app', 'healthz') / value('bare', 'healthz'):>17.3f}")
 
 
 def main(argv=None):
@@ -144,10 +151,12 @@ def main(argv=None):
             for clients in clients_list:
                 for target, server in servers.items():
                     for route in ("predict", "healthz"):
+                        cpu_before = server.cpu_seconds()
                         if args.client == "wrk":
                             run = wrk_run(server.port, scripts[route], clients, args.duration)
                         else:
                             run = python_run(server.port, route, png, clients, args.duration)
+                        run["cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / max(1, run["requests"])
                         runs.setdefault((target, route, clients), []).append(run)
             print(f"  repeat {repeat + 1}/{args.repeats} done ({time.monotonic() - started:.0f}s)", flush=True)
 

@@ -77,6 +77,19 @@ class Gunicorn:
             return []
         return sorted(int(pid) for pid in children.split())
 
+    def cpu_seconds(self):
+        """CPU time (user + system) spent so far by the master and all its workers,
+        including workers already recycled (their time is in the master's cutime)."""
+        def times(pid, with_children):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return 0
+            utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+            return utime + stime + (cutime + cstime if with_children else 0)
+        ticks = times(self.proc.pid, True) + sum(times(pid, False) for pid in self.worker_pids())
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
