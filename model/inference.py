@@ -44,7 +44,7 @@ class Model:
         for index, layer in enumerate(self.architecture):
             kind = layer["type"]
             if kind == "conv2d":
-                x, _ = ops.conv2d(x, p[f"{index}.W"], p[f"{index}.b"], int(layer.get("padding", 0)))
+                x = ops.conv2d(x, p[f"{index}.W"], p[f"{index}.b"], int(layer.get("padding", 0)))
             elif kind == "maxpool2d":
                 x = ops.maxpool(x, int(layer["size"]))
             elif kind == "relu":

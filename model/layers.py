@@ -52,7 +52,7 @@ class Conv2D(Layer):
     gradient (true for every "same" or "valid" convolution).
     """
 
-    CHUNK = 8
+    CHUNK = ops.CHUNK
 
     def __init__(self, c_in, filters, kernel, padding, rng, needs_input_grad=True):
         self.k, self.padding = kernel, padding
@@ -71,16 +71,11 @@ class Conv2D(Layer):
         self.out_hw = (h + 2 * p - k + 1, w + 2 * p - k + 1)
         self.in_shape = x.shape
         self.xp = ops.pad_hw(x, p)
-        wmat = self.params["W"].reshape(-1, self.params["W"].shape[-1])
-        out = np.empty((n, *self.out_hw, wmat.shape[1]), x.dtype)
-        oh, ow = self.out_hw
+        out = np.empty((n, *self.out_hw, self.params["W"].shape[-1]), x.dtype)
 
         def run(chunk):
             s, e = chunk
-            cols = ops.im2col(self.xp[s:e], k, oh, ow)
-            y = out[s:e].reshape(-1, wmat.shape[1])
-            np.matmul(cols, wmat, out=y)
-            y += self.params["b"]
+            ops.conv_chunk(self.xp[s:e], self.params["W"], self.params["b"], out[s:e])
 
         map_chunks(run, self._chunks(n))
         return out

@@ -31,15 +31,27 @@ def im2col(xp, k, out_h, out_w):
     return cols.reshape(n * out_h * out_w, k * k * c)
 
 
+CHUNK = 8  # images per patch matrix: small enough to stay in cache for its GEMM
+
+
+def conv_chunk(xp, weight, bias, out):
+    """Convolve a few padded images into `out` (n, out_h, out_w, filters)."""
+    cols = im2col(xp, weight.shape[0], out.shape[1], out.shape[2])
+    y = out.reshape(-1, weight.shape[-1])
+    np.matmul(cols, weight.reshape(-1, weight.shape[-1]), out=y)
+    y += bias
+
+
 def conv2d(x, weight, bias, padding):
-    """Stride-1 convolution; weight is (k, k, c_in, c_out). Returns (y, cols)."""
+    """Stride-1 convolution; weight is (k, k, c_in, c_out). Runs chunk by chunk
+    so no patch matrix of the whole batch (gigabytes for 10,000 images) exists."""
     k = weight.shape[0]
     n, h, w, _ = x.shape
-    out_h, out_w = h + 2 * padding - k + 1, w + 2 * padding - k + 1
-    cols = im2col(pad_hw(x, padding), k, out_h, out_w)
-    y = cols @ weight.reshape(-1, weight.shape[-1])
-    y += bias
-    return y.reshape(n, out_h, out_w, -1), cols
+    xp = pad_hw(x, padding)
+    out = np.empty((n, h + 2 * padding - k + 1, w + 2 * padding - k + 1, weight.shape[-1]), x.dtype)
+    for s in range(0, n, CHUNK):
+        conv_chunk(xp[s:s + CHUNK], weight, bias, out[s:s + CHUNK])
+    return out
 
 
 def maxpool(x, size):
