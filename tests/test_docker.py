@@ -488,6 +488,10 @@ def test_the_image_serves_page_and_api_from_the_wheel_alone(installed_image, ser
         [str(installed_image.venv_bin / "python"), "-c", "import app, model; print(app.__file__, model.__file__)"],
         cwd=installed_image.workdir, env=installed_image.env, capture_output=True, text=True, check=True)
     assert "site-packages" in code_location.stdout and str(REPO) not in code_location.stdout
+    # Installed as root, run as uid 10001: every file of the packages must be world-readable.
+    for package_file in code_location.stdout.split():
+        for path in Path(package_file).parent.rglob("*"):
+            assert path.stat().st_mode & 0o004, f"{path} is not readable by the image's non-root user"
 
     server = serve()
     assert server.wait_healthy(), server.output()
