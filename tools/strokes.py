@@ -159,7 +159,8 @@ def coverage_to_rgba(coverage, ink):
 def png_bytes(rgba):
     """RGBA array -> PNG bytes, as `canvas.toDataURL('image/png')` would carry."""
     buffer = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    # fastest zlib level: the decoded pixels are the same at any level
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
