@@ -14,8 +14,9 @@ from PIL import Image, ImageOps
 
 # Inputs larger than this are box-reduced first: bounded work for any upload.
 MAX_WORK_SIDE = 512
-# Ink must differ from the background by this much (fraction of full scale)
-# after a 3x3 average; sensor noise and faint smudges stay below it.
+# Ink must differ from the background by this much (fraction of full scale;
+# half of it after 3x3 block averaging, which a 1 px line survives at 1/3):
+# faint smudges and uniform grey stay below it.
 CONTRAST_FLOOR = 0.10
 # Differences below this fraction of the image's own contrast are paper texture,
 # JPEG ringing or noise, not ink; above SOLID_FRACTION a pixel is fully inked
@@ -89,10 +90,8 @@ def _gray_and_alpha(image):
     """Float32 gray in [0, 1] and alpha in [0, 1] (None when fully opaque)."""
     try:
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not cost the drawing
+    except Exception:  # Pillow's EXIF parser fails in many ways; a bad tag must not cost the drawing
         pass
-    if image.format == "JPEG" and max(image.size) > MAX_WORK_SIDE:
-        image.draft("L", (MAX_WORK_SIDE, MAX_WORK_SIDE))
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         image = _reduce(image.convert("F") if mode != "F" else image)
@@ -116,6 +115,7 @@ def _gray_and_alpha(image):
 
 
 def _has_alpha(image):
+    """Alpha channel, palette alpha, or a transparent colour key (GIF/PNG)."""
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         return True
     return image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA"

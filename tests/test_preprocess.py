@@ -1,5 +1,6 @@
 """Preprocessing: whatever people hand in must become the 28x28 MNIST digit the
 model knows, whatever the polarity, alpha, mode, orientation, size or pen."""
+import functools
 import io
 
 import numpy as np
@@ -254,6 +255,7 @@ def reference_seven():
     return preprocess(canvas(7))
 
 
+@functools.cache
 def _modes_of_the_seven():
     rgba = canvas(7)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
@@ -279,7 +281,10 @@ def _modes_of_the_seven():
     }
 
 
-@pytest.mark.parametrize("mode", list(_modes_of_the_seven()))
+MODES = ("L", "1", "I;16", "I", "F", "CMYK", "YCbCr", "P", "P-rgba-palette", "LA", "RGBA", "GIF", "WEBP", "BMP")
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_every_image_mode_gives_the_same_digit(mode, reference_seven):
     image = _modes_of_the_seven()[mode]
     if mode == "I;16":
