@@ -92,7 +92,7 @@ def _from_multipart(request):
     text = form.get("image")
     if text:
         return decode_base64_image(text)
-    got = sorted(set(files) | set(form))
+    got = sorted(name for name in set(files) | set(form) if name)  # a part may have no name
     hint = f" (got {', '.join(repr(name) for name in got)})" if got else ""
     raise BadInput(f"The form field must be named 'image'{hint}; e.g. curl -F image=@digit.png .../predict.")
 

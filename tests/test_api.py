@@ -431,3 +431,15 @@ def test_clearly_drawn_digit_is_recognised(client, app, digit_png, digit):
     response = client.post("/predict", data=digit_png(digit), content_type="image/png")
     body = response.get_json()
     assert body["digit"] == digit, body["probabilities"]
+
+
+def test_multipart_part_without_a_name_is_a_400_not_a_crash(client, digit_png):
+    """Regression (found by the fuzz suite): a part with no name made sorting the
+    received field names fail with a TypeError -> 500."""
+    boundary = "XyZ"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; filename=\"d.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + digit_png(1) + \
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--{boundary}--\r\n".encode()
+    response = client.post("/predict", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 400
+    assert "named 'image'" in response.get_json()["error"]
