@@ -18,6 +18,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model/ model/
 COPY app/ app/
+COPY static/ static/
+COPY templates/ templates/
 RUN python -m pip wheel --no-deps --wheel-dir /wheels .
 
 

@@ -1,5 +1,6 @@
 """digitdraw web app: `create_app()` builds it (gunicorn: 'app:create_app()')."""
 import logging
+from pathlib import Path
 
 from flask import Flask
 from flask.helpers import get_debug_flag
@@ -32,6 +33,18 @@ class DigitApp(Flask):
                                "would let any visitor run code on the server")
 
 
+def page_folder(name):
+    """Where the page's `static` or `templates` folder is.
+
+    The source tree keeps them at the top level, beside `app/`; a wheel carries
+    them inside the package (see pyproject.toml), so an installed app or the
+    Docker image finds them there.
+    """
+    package = Path(__file__).resolve().parent
+    inside = package / name
+    return str(inside if inside.is_dir() else package.parent / name)
+
+
 def create_app(config=None):
     """Build the app and load the model once (shared by forked gunicorn workers).
 
@@ -42,7 +55,8 @@ def create_app(config=None):
     if get_debug_flag():
         raise DebugRefused("FLASK_DEBUG is set, but debug mode is disabled in digitdraw "
                            "(the debugger would let any visitor run code); unset FLASK_DEBUG")
-    app = DigitApp(__name__)
+    app = DigitApp(__name__, static_folder=page_folder("static"),
+                   template_folder=page_folder("templates"))
     app.config.from_mapping(settings.from_env())
     if config:
         app.config.update(config)

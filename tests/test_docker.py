@@ -319,7 +319,7 @@ def test_dockerignore_keeps_out(ignore_rules, path):
 
 @pytest.mark.parametrize("path", [
     "pyproject.toml", "README.md", "gunicorn.conf.py", "app/__init__.py",
-    "app/templates/index.html", "app/static/app.js", "model/weights/mnist_cnn.npz",
+    "templates/index.html", "static/app.js", "model/weights/mnist_cnn.npz",
 ])
 def test_dockerignore_lets_in(ignore_rules, path):
     assert not is_ignored(ignore_rules, path)
