@@ -53,16 +53,18 @@ def predict():
         image.close()
     decoded = time.perf_counter()
 
-    probabilities = model.predict_proba(digit_image[None])[0].astype(np.float64)
-    probabilities /= probabilities.sum()
+    prediction = model.predict(digit_image[None])
     finished = time.perf_counter()
+    probabilities = prediction.probabilities[0].astype(np.float64)
+    probabilities /= probabilities.sum()
     g.prediction = int(np.argmax(probabilities))  # for the request log line
-    return jsonify(describe(probabilities, digit_image, model,
+    return jsonify(describe(probabilities, bool(prediction.is_digit[0]), float(prediction.not_digit[0]),
+                            digit_image, model,
                             preprocess_ms=(decoded - started) * 1000,
                             model_ms=(finished - decoded) * 1000))
 
 
-def describe(probabilities, digit_image, model, preprocess_ms, model_ms):
+def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_ms, model_ms):
     """The success JSON: the contract's keys plus what helps a person read the answer."""
     ranked = np.argsort(probabilities)[::-1]
     digit = int(ranked[0])
@@ -71,6 +73,8 @@ def describe(probabilities, digit_image, model, preprocess_ms, model_ms):
         "digit": digit,
         "confidence": confidence,
         "probabilities": [float(p) for p in probabilities],
+        "is_digit": is_digit,
+        "not_digit_score": round(not_digit, 4),
         "top2": [{"digit": int(d), "probability": float(probabilities[d])} for d in ranked[:2]],
         "unsure": confidence < UNSURE_BELOW,
         "input_image": png_data_url(digit_image),

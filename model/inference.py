@@ -1,10 +1,20 @@
 """Forward-only inference: what the web app imports. NumPy only, no training code."""
 import os
+from typing import NamedTuple
+
 import numpy as np
 
 from . import modelfile, ops
 
 DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "mnist_cnn.npz")
+
+
+class Prediction(NamedTuple):
+    """What the app needs per image: digit probabilities and whether it is a digit at all."""
+
+    probabilities: np.ndarray  # (N, 10) float32, rows sum to 1: the closest digits
+    not_digit: np.ndarray      # (N,) float32 in [0, 1]: the model's belief that it is no digit
+    is_digit: np.ndarray       # (N,) bool: not_digit below the threshold stored in the file
 
 
 class Model:
@@ -56,9 +66,33 @@ class Model:
             # dropout is the identity at inference
         return x
 
+    @property
+    def rejects(self):
+        """True when the network has an extra output for "not a digit" (see `predict`)."""
+        return "not_digit" in self.meta
+
+    def predict(self, images):
+        """(N, 28, 28) uint8 -> Prediction.
+
+        A model trained with a "not a digit" class has an 11th output; its
+        softmax share is the not-a-digit score, compared with the threshold
+        the trainer calibrated on held-out writers (meta "not_digit"). The
+        ten digit probabilities are renormalised without it, so they still
+        name the closest digit. A plain ten-output model never rejects.
+        """
+        full = ops.softmax(self.logits(images).astype(np.float32, copy=False))
+        if not self.rejects:
+            none = np.zeros(len(full), np.float32)
+            return Prediction(full, none, np.ones(len(full), bool))
+        not_digit = full[:, 10].copy()
+        digits = full[:, :10]
+        digits /= digits.sum(axis=1, keepdims=True)
+        threshold = float(self.meta["not_digit"]["threshold"])
+        return Prediction(np.ascontiguousarray(digits), not_digit, not_digit < threshold)
+
     def predict_proba(self, images):
         """(N, 28, 28) uint8, white ink on black, 0-255 -> float32 (N, 10), rows sum to 1."""
-        return ops.softmax(self.logits(images).astype(np.float32, copy=False))
+        return self.predict(images).probabilities
 
 
 def load_model(path=None):
