@@ -7,8 +7,11 @@ would go unnoticed. Files of other sizes (a subset, a custom set in IDX form)
 are accepted and reported as not official.
 """
 import hashlib
+import json
 import os
 import sys
+
+import numpy as np
 
 from . import download as downloader
 from . import idx
@@ -138,3 +141,26 @@ def load_mnist(data_dir=None, cache_dir=None, download=True, splits=("train", "t
     result["official"] = all(result["sha256"][name] == downloader.MNIST_SHA256.get(name)
                              for name in filenames)
     return result
+
+
+def load_extra(path):
+    """More training images from an .npz (tools.pen_dataset writes them): uint8
+    `images` (N, 28, 28) in the MNIST convention and `labels` (N,), 10 meaning
+    "not a digit". Returns (images, labels, short meta for the model file)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images, labels = data["images"], data["labels"]
+            info = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    except (OSError, ValueError, KeyError) as exc:
+        raise MnistError(f"{path}: not a training-image .npz with 'images' and 'labels' ({exc})") from None
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise MnistError(f"{path}: images must be uint8 (N, 28, 28), got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),) or (len(labels) and int(labels.max()) > 10):
+        raise MnistError(f"{path}: labels must be (N,) integers 0-10")
+    counts = {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
+    meta = {"images": int(len(images)), "per_label": counts,
+            "sha256": hashlib.sha256(images.tobytes() + labels.astype(np.uint8).tobytes()).hexdigest()}
+    for key in ("seed", "institutions", "renders", "shapes", "mnist_restroke", "judged"):
+        if key in info:
+            meta[key] = info[key]
+    return images, labels.astype(np.uint8), meta

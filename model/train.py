@@ -12,9 +12,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import modelfile
+from . import modelfile, rejection
 from .augment import AugmentConfig, Augmenter
-from .datasets import load_mnist
+from .datasets import load_extra, load_mnist
 from .kaggle_csv import read_kaggle_csv
 from .losses import softmax_cross_entropy
 from .metrics import confusion_matrix, format_confusion, format_per_class
@@ -40,7 +40,16 @@ def predict_logits(net, images_u8, batch_size=500):
 
 
 def accuracy(net, images_u8, labels):
-    return float(np.mean(predict_logits(net, images_u8).argmax(axis=1) == labels))
+    """Share of digits read right; a not-a-digit output never counts as an answer here."""
+    return float(np.mean(predict_logits(net, images_u8)[:, :10].argmax(axis=1) == labels))
+
+
+def with_classes(architecture, classes):
+    """The architecture with its last dense layer widened to `classes` outputs."""
+    layers = [dict(layer) for layer in architecture]
+    last = max(i for i, layer in enumerate(layers) if layer["type"] == "dense")
+    layers[last]["units"] = classes
+    return layers
 
 
 def split_validation(images, labels, val_size, rng):
@@ -117,6 +126,12 @@ def parse_args(argv=None):
     p.add_argument("--cache-dir", help="where downloads are cached (default ~/.cache/digitdraw/mnist)")
     p.add_argument("--kaggle-csv", help="train on a Kaggle 'Digit Recognizer' train.csv instead of MNIST")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images (quick runs)")
+    p.add_argument("--extra", action="append", default=[], metavar="NPZ",
+                   help="more training images (tools.pen_dataset output; label 10 = not a digit); repeatable")
+    p.add_argument("--calibrate", metavar="NPZ",
+                   help="held-out digits and non-digits that set the not-a-digit threshold")
+    p.add_argument("--digit-flag-rate", type=float, default=rejection.DIGIT_FLAG_RATE,
+                   help="share of the calibration digits allowed to be called 'not a digit'")
     p.add_argument("--out", default="model.npz", help="output .npz path (written atomically)")
     return p.parse_args(argv)
 
@@ -147,10 +162,16 @@ def main(argv=None):
     if args.limit:
         train_x, train_y = train_x[:args.limit], train_y[:args.limit]
     train_x, train_y, val_x, val_y = split_validation(train_x, train_y, args.val_split, rng)
+    extra_meta = []
+    for path in args.extra:
+        images, labels, meta = load_extra(path)
+        train_x, train_y = np.concatenate([train_x, images]), np.concatenate([train_y, labels])
+        extra_meta.append({"file": path.rsplit("/", 1)[-1], **meta})
+    classes = 11 if np.any(train_y == rejection.NOT_A_DIGIT) else 10
     print(f"training {args.arch} on {len(train_x)} images"
           f"{f', validating on {len(val_x)}' if val_x is not None else ''}, {args.epochs} epochs", flush=True)
 
-    architecture = ARCHITECTURES[args.arch]
+    architecture = with_classes(ARCHITECTURES[args.arch], classes)
     net = Network(architecture, NORMALIZATION["shape"], seed=args.seed)
     optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, args.weight_decay)
     aug_cfg = augment_config(args)
@@ -166,19 +187,31 @@ def main(argv=None):
               f"training took {seconds:.0f}s")
         test_acc, cm = None, None
         if test_x is not None:
-            predictions = predict_logits(net, test_x).argmax(axis=1)
+            predictions = predict_logits(net, test_x)[:, :10].argmax(axis=1)
             test_acc = float(np.mean(predictions == test_y))
             cm = confusion_matrix(test_y, predictions)
+        not_digit = None
+        if classes == 11 and args.calibrate:
+            cal_x, cal_y, cal_meta = load_extra(args.calibrate)
+            not_digit = rejection.calibrate(rejection.not_digit_share(predict_logits(net, cal_x)), cal_y,
+                                            args.digit_flag_rate)
+            not_digit["calibration_set"] = {"file": args.calibrate.rsplit("/", 1)[-1], **cal_meta}
+            print(f"not-a-digit threshold {not_digit['threshold']:.4f}: on the calibration writers "
+                  f"{not_digit['digits_flagged']:.2%} of digits and "
+                  f"{(not_digit['non_digits_flagged'] or 0):.2%} of non-digits flagged")
+        elif classes == 11:
+            not_digit = {"class": rejection.NOT_A_DIGIT, "threshold": 0.5, "target_digit_flag_rate": None}
 
     meta = {
-        "name": f"mnist-{args.arch}",
+        "name": f"mnist-{args.arch}" if not args.extra else f"mnist-pen-{args.arch}",
         "architecture": architecture,
         "input": NORMALIZATION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "test_accuracy": test_acc,
         "training": {
             "data": "kaggle-csv" if args.kaggle_csv else "mnist",
-            "data_sha256": checksums, "train_images": int(len(train_x)),
+            "data_sha256": checksums, "extra_data": extra_meta, "classes": classes,
+            "train_images": int(len(train_x)),
             "val_images": int(len(val_x)) if val_x is not None else 0,
             "epochs": args.epochs, "best_epoch": best_epoch, "batch_size": args.batch_size,
             "optimizer": args.optimizer, "lr": args.lr, "schedule": "warmup-cosine",
@@ -187,6 +220,7 @@ def main(argv=None):
             "numpy": np.__version__,
         },
         "history": history,
+        **({"not_digit": not_digit} if not_digit else {}),
         "command": "python -m model.train " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     modelfile.save(args.out, meta, best_state)
