@@ -6,13 +6,26 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 MNIST_DIR ?= $(abspath ../shared/mnist)
 export MNIST_DIR
+PENDIGITS_DIR ?= $(abspath ../shared/pendigits)
+export PENDIGITS_DIR
+# Where `make train` writes; `make promote` copies it over the shipped model.
+TRAIN_OUT ?= runs/mnist_cnn.npz
+SHIPPED   := model/weights/mnist_cnn.npz
+# Pen-domain training images (training institutions) and the held-out writers
+# that set the not-a-digit threshold (tools/pendata.py names both groups).
+PEN_TRAIN := runs/pen_train.npz
+PEN_CALIBRATE := runs/pen_calibrate.npz
+PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train evaluate bench bench-serve soak lint clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint clean
 
 help:
 	@echo "make run        serve the app with gunicorn on port $(PORT) (PORT=... overrides)"
 	@echo "make test       run the whole test suite"
-	@echo "make train      reproduce the shipped model (model/weights/mnist_cnn.npz)"
+	@echo "make train      reproduce the shipped model into $(TRAIN_OUT) (MNIST + pen data, ~40 min)"
+	@echo "make promote    make $(TRAIN_OUT) the shipped model ($(SHIPPED))"
+	@echo "make pen-data   draw the pen-domain training and calibration images (runs/, ~15 min)"
+	@echo "make eval-pen   the shipped model on real pen digits of held-out writers (tools/pen_eval.py)"
 	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
@@ -35,9 +48,27 @@ test-fast: venv
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 # Reproduces the shipped model: same seed, same data, same machine -> same weights.
-train: venv
-	$(PY) -m model.train --arch cnn --epochs 15 --batch-size 128 --lr 0.002 --seed 1 --val-split 0 \
-		--data $(MNIST_DIR) --out model/weights/mnist_cnn.npz
+train: venv pen-data
+	$(PY) -m model.train --arch cnn --epochs 10 --batch-size 128 --lr 0.002 --seed 1 --val-split 0 \
+		--data $(MNIST_DIR) --extra $(PEN_TRAIN) --calibrate $(PEN_CALIBRATE) --out $(TRAIN_OUT)
+
+promote:
+	test -f $(TRAIN_OUT) || { echo "no $(TRAIN_OUT): run make train first"; exit 1; }
+	$(PY) -m model.evaluate $(TRAIN_OUT) --data $(MNIST_DIR)
+	cp $(TRAIN_OUT) $(SHIPPED)
+	@echo "promoted $(TRAIN_OUT) to $(SHIPPED); run make eval-pen and make test before committing it"
+
+pen-data: venv $(PEN_TRAIN) $(PEN_CALIBRATE)
+
+$(PEN_TRAIN): $(PEN_SOURCES)
+	$(PY) -m tools.pen_dataset --out $@
+
+$(PEN_CALIBRATE): $(PEN_SOURCES)
+	$(PY) -m tools.pen_dataset --out $@ --institutions tos,imp --judged --renders 1 \
+		--max-chars 2000 --shapes 700 --mnist-restroke 0
+
+eval-pen: venv
+	$(PY) -m tools.pen_eval $(PEN_EVAL_ARGS)
 
 evaluate: venv
 	$(PY) -m model.evaluate model/weights/mnist_cnn.npz --data $(MNIST_DIR)

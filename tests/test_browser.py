@@ -219,6 +219,28 @@ def test_all_ten_digits_replayed_as_mouse_strokes(desktop, variant):
     assert correct >= 9, f"read {answers} for 0..9"
 
 
+def test_real_pen_digits_of_held_out_writers_replayed_as_mouse_strokes(desktop):
+    """Digits written by real people at institutions the model never trained on
+    (UNIPEN, tools/pendata.py), replayed point by point at 70% of the pad."""
+    from tests.pen_data import pen
+    from tools import pendata
+    sample = pendata.stratified(pendata.by_institution(pen("digits"), pendata.HOLDOUT), 2,
+                                key=lambda s: s["label"], seed=11)
+    answers, labels = [], []
+    for item in sorted(sample, key=lambda s: s["label"]):
+        points = [p for stroke in item["strokes"] for p in stroke]
+        width = max(x for x, _ in points) / 1000.0
+        height = max(y for _, y in points) / 1000.0
+        left, top = 0.5 - 0.35 * width, 0.5 - 0.35 * height
+        unit = [[(left + 0.7 * x / 1000.0, top + 0.7 * y / 1000.0) for x, y in stroke[::2] + stroke[-1:]]
+                for stroke in item["strokes"]]
+        answers.append(draw_and_read(desktop, unit))
+        labels.append(item["label"])
+        desktop.locator("#clear").click()
+    correct = sum(a == d for a, d in zip(answers, labels))
+    assert len(labels) == 20 and correct >= 18, f"read {answers} for {labels}"
+
+
 def test_clear_empties_the_pad_and_the_answer(desktop, digit_strokes):
     from playwright.sync_api import expect
     blank = pad_ink(desktop)
