@@ -14,6 +14,7 @@ SHIPPED   := model/weights/mnist_cnn.npz
 # Pen-domain training images (training institutions) and the held-out writers
 # that set the not-a-digit threshold (tools/pendata.py names both groups).
 PEN_TRAIN := runs/pen_train.npz
+PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
@@ -49,8 +50,8 @@ test-fast: venv
 
 # Reproduces the shipped model: same seed, same data, same machine -> same weights.
 train: venv pen-data
-	$(PY) -m model.train --arch cnn --epochs 10 --batch-size 128 --lr 0.002 --seed 1 --val-split 0 \
-		--data $(MNIST_DIR) --extra $(PEN_TRAIN) --calibrate $(PEN_CALIBRATE) --out $(TRAIN_OUT)
+	$(PY) -m model.train --arch cnn --epochs 12 --batch-size 128 --lr 0.002 --seed 1 --val-split 0 \
+		--data $(MNIST_DIR) --extra $(PEN_TRAIN) --extra $(PEN_STYLES) --calibrate $(PEN_CALIBRATE) --out $(TRAIN_OUT)
 
 promote:
 	test -f $(TRAIN_OUT) || { echo "no $(TRAIN_OUT): run make train first"; exit 1; }
@@ -58,10 +59,13 @@ promote:
 	cp $(TRAIN_OUT) $(SHIPPED)
 	@echo "promoted $(TRAIN_OUT) to $(SHIPPED); run make eval-pen and make test before committing it"
 
-pen-data: venv $(PEN_TRAIN) $(PEN_CALIBRATE)
+pen-data: venv $(PEN_TRAIN) $(PEN_STYLES) $(PEN_CALIBRATE)
 
 $(PEN_TRAIN): $(PEN_SOURCES)
 	$(PY) -m tools.pen_dataset --out $@
+
+$(PEN_STYLES): $(PEN_SOURCES) tools/handstyles.py
+	$(PY) -m tools.pen_dataset --out $@ --renders 0 --styled 2 --char-renders 0 --shapes 0 --mnist-restroke 0
 
 $(PEN_CALIBRATE): $(PEN_SOURCES)
 	$(PY) -m tools.pen_dataset --out $@ --institutions tos,imp --judged --renders 1 \

@@ -30,11 +30,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from app.preprocess import BlankImageError, preprocess
-from tools import pendata, shapes
+from tools import handstyles, pendata, shapes
 from tools import strokes as canvas
 
 NOT_A_DIGIT = 10
-JOB_KINDS = ("pen", "shape", "mnist", "judged")
+JOB_KINDS = ("pen", "shape", "mnist", "judged", "styled")
 
 # Writing varies between people more than the judged variants do: slants up to
 # 0.35 (italic hands measured on the pen data reach about that), rotation of a
@@ -62,7 +62,9 @@ def render(job):
     kind, payload, seed = job
     rng = np.random.default_rng(seed)
     variant = canvas.VARIANTS[int(rng.integers(len(canvas.VARIANTS)))]
-    if kind == "pen":
+    if kind in ("pen", "styled"):
+        if kind == "styled":  # (strokes, digit): a crossed 0, a flagged 1 (tools/handstyles.py)
+            payload = handstyles.STYLES[payload[1]](payload[0], rng)
         rgba = pendata.draw(payload, variant, rng, brush=rng.uniform(*BRUSH), size=rng.uniform(*SIZE),
                             linear=random_hand(rng))
     elif kind == "judged":  # exactly as the evaluation draws: a judged variant, nothing more
@@ -95,6 +97,16 @@ def plan(args, digits, chars, mnist):
     for sample in digits:
         for _ in range(args.renders):
             add(kind, sample["strokes"], int(sample["label"]), "pen-digit", sample["inst"])
+    ones = 0
+    for sample in digits:
+        if sample["label"] == 1 and len(sample["strokes"]) == 1:
+            ones += 1
+            if ones % 2:
+                continue  # every other one-stroke 1: as many flagged 1s as crossed 0s
+        if sample["label"] in handstyles.STYLES:
+            for _ in range(args.styled):
+                add("styled", (sample["strokes"], sample["label"]), int(sample["label"]),
+                    f"pen-styled:{sample['label']}", sample["inst"])
     for sample in chars:
         for _ in range(args.char_renders):
             add(kind, sample["strokes"], NOT_A_DIGIT, "pen-char:" + sample["label"], sample["inst"])
@@ -144,7 +156,7 @@ def build(args):
     insts = np.array([insts[i] for i in keep])
     meta = {
         "what": "pen-domain training images, MNIST-normalised by app.preprocess",
-        "seed": args.seed, "renders": args.renders, "char_renders": args.char_renders,
+        "seed": args.seed, "renders": args.renders, "styled": args.styled, "char_renders": args.char_renders,
         "shapes": args.shapes, "mnist_restroke": args.mnist_restroke, "judged": args.judged,
         "institutions": sorted(set(insts.tolist()) - {"-"}),
         "counts": {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))},
@@ -178,6 +190,8 @@ def parse_args(argv=None):
     p.add_argument("--institutions", default="",
                    help="comma list of institutions to take (default: all but the held-out and calibration ones)")
     p.add_argument("--renders", type=int, default=3, help="drawings of every pen digit")
+    p.add_argument("--styled", type=int, default=0,
+                   help="drawings of every pen 0 with a slash and every one-stroke 1 with a flag (tools/handstyles.py)")
     p.add_argument("--char-renders", type=int, default=1, help="drawings of every non-digit letter or symbol")
     p.add_argument("--max-chars", type=int, default=12000, help="at most this many letters and symbols (0: all)")
     p.add_argument("--shapes", type=int, default=4000, help="made-up doodles (dots, ticks, lines, scribbles...)")
