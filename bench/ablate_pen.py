@@ -39,9 +39,11 @@ def recipes(pen):
     yield "+ pen digits", ("pen-digit",), AugmentConfig(), CNN
     yield "+ pen digits + re-traced MNIST", ("pen-digit", "mnist-restroke"), AugmentConfig(), CNN
     everything = ("pen-digit", "mnist-restroke", "pen-char", "shape")
-    yield "+ all, with not-a-digit class", everything, AugmentConfig(), CNN
-    yield "+ all, no elastic distortion", everything, AugmentConfig.without("elastic"), CNN
-    yield "+ all, wider network (48/96/192)", everything, AugmentConfig(), WIDE
+    yield "+ letters, doodles: not-a-digit class", everything, AugmentConfig(), CNN
+    styled = everything + ("pen-styled",)
+    yield "+ crossed 0s, flagged 1s (shipped)", styled, AugmentConfig(), CNN
+    yield "shipped recipe, no elastic distortion", styled, AugmentConfig.without("elastic"), CNN
+    yield "shipped recipe, wider net (48/96/192)", styled, AugmentConfig(), WIDE
 
 
 def train_one(architecture, cfg, x, y, epochs, seed):
@@ -110,6 +112,7 @@ def row_text(name, mnist, row, ms, seconds):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.ablate_pen", description=__doc__.splitlines()[0])
     p.add_argument("--pen", default="runs/pen_train.npz", help="tools.pen_dataset output (training institutions)")
+    p.add_argument("--styles", default="runs/pen_styles.npz", help="tools.pen_dataset --styled output")
     p.add_argument("--holdout", default="runs/pen_holdout.npz", help="held-out institutions, --judged renders")
     p.add_argument("--calibrate", default="runs/pen_calibrate.npz", help="calibration institutions, --judged")
     p.add_argument("--epochs", type=int, default=2)
@@ -125,8 +128,11 @@ def main(argv=None):
     test_x, test_y = data["test_images"], data["test_labels"]
     hold_x, hold_y, _ = load_extra(args.holdout)
     cal_x, cal_y, _ = load_extra(args.calibrate)
-    with np.load(args.pen, allow_pickle=False) as pen:
-        pen_x, pen_y, pen_src = pen["images"], pen["labels"], pen["sources"]
+    parts = []
+    for path in (args.pen, args.styles):
+        with np.load(path, allow_pickle=False) as pen:
+            parts.append((pen["images"], pen["labels"], pen["sources"]))
+    pen_x, pen_y, pen_src = (np.concatenate(column) for column in zip(*parts))
     pick = np.random.default_rng(args.seed).random(len(pen_x)) < args.pen_share
     pen_x, pen_y, pen_src = pen_x[pick], pen_y[pick], pen_src[pick]
 

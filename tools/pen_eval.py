@@ -123,12 +123,15 @@ def summarize(result):
 
 def contact_sheet(result, path, limit=120, columns=8):
     """PNG of mistakes: each tile the canvas as drawn and the 28x28 the model saw,
-    captioned true -> answer, variant and institution."""
+    captioned true -> answer (a trailing '?' when it was called "not a digit"),
+    variant and institution. Digits read right but refused are mistakes too."""
     labels, insts = result["labels"], result["institutions"]
     tiles = []
     for variant, r in result["variants"].items():
-        for i in np.flatnonzero(r["answers"] != labels):
-            tiles.append((r["thumbs"][i], r["inputs"][i], f"{labels[i]}->{r['answers'][i]} {variant[:6]} {insts[i]}"))
+        for i in np.flatnonzero((r["answers"] != labels) | ~r["is_digit"]):
+            refused = "" if r["is_digit"][i] else "?"
+            tiles.append((r["thumbs"][i], r["inputs"][i],
+                          f"{labels[i]}->{r['answers'][i]}{refused} {variant[:6]} {insts[i]}"))
     tiles = tiles[:limit]
     w, h = THUMB * 2 + 6, THUMB + 16
     rows = max(1, (len(tiles) + columns - 1) // columns)
