@@ -40,8 +40,9 @@ def flag_one(pen_strokes, rng):
     """A 1 that starts with a long up-stroke (the flag) into its top.
 
     Only for a 1 written as one stroke; others come back unchanged. The flag is
-    20-45% of the height long, 25-60 degrees under the horizontal, to the left
-    (flatter and longer, it is a 7).
+    20-80% of the height long, 25-75 degrees under the horizontal, to the left:
+    from a short serif to the long steep up-stroke that makes a 1 look like a
+    narrow inverted V (flatter, it would be a 7).
     """
     if len(pen_strokes) != 1 or len(pen_strokes[0]) < 2:
         return pen_strokes
@@ -50,8 +51,8 @@ def flag_one(pen_strokes, rng):
         stroke = stroke[::-1]
     (_, y0), (_, y1) = _box(pen_strokes)
     h = max(y1 - y0, 1.0)
-    length = rng.uniform(0.2, 0.45) * h
-    angle = np.deg2rad(rng.uniform(25, 60))
+    length = rng.uniform(0.2, 0.8) * h
+    angle = np.deg2rad(rng.uniform(25, 75))
     top = stroke[0]
     start = top + np.array([-np.cos(angle), np.sin(angle)]) * length
     t = np.linspace(0.0, 1.0, 8, endpoint=False)[:, None]
