@@ -13,7 +13,6 @@ from app.api import rounded
 from app.preprocess import preprocess
 from model import modelfile
 from model.inference import DEFAULT_MODEL_PATH, load_model
-
 from tests.conftest import encode
 
 
