@@ -259,8 +259,8 @@ def test_not_a_digit_is_said_plainly_with_the_closest_digit_dimmed(browser, reje
 
 
 def test_unsure_comes_from_the_api(browser, unsure_app):  # noqa: F811
-    """A real model whose answers are all below the API's threshold: the page says
-    "Not sure" with the API's two top digits, having no threshold of its own."""
+    """A real model whose answers are all below the API's threshold: the page shows
+    the API's `unsure` as "Not sure" with the second of the API's `top2`."""
     from playwright.sync_api import expect
     with page_on(browser, unsure_app, viewport={"width": 1100, "height": 800}) as page:
         with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=ANSWER_TIMEOUT_MS) as answer:
