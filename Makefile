@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+# make run listens on this machine only; HOST=0.0.0.0 make run opens it to the network.
+HOST   ?= 127.0.0.1
+# make train writes here (git-ignored); make promote copies it over the shipped model.
+TRAIN_OUT ?= runs/mnist_cnn.npz
+SHIPPED   ?= model/weights/mnist_cnn.npz
 MNIST_DIR ?= $(abspath ../shared/mnist)
 export MNIST_DIR
 PENDIGITS_DIR ?= $(abspath ../shared/pendigits)
 export PENDIGITS_DIR
-# Where `make train` writes; `make promote` copies it over the shipped model.
-TRAIN_OUT ?= runs/mnist_cnn.npz
-SHIPPED   := model/weights/mnist_cnn.npz
 # Pen-domain training images (training institutions) and the held-out writers
 # that set the not-a-digit threshold (tools/pendata.py names both groups).
 PEN_TRAIN := runs/pen_train.npz
@@ -21,15 +23,20 @@ PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strok
 .PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint clean
 
 help:
-	@echo "make run        serve the app with gunicorn on port $(PORT) (PORT=... overrides)"
-	@echo "make test       run the whole test suite"
-	@echo "make train      reproduce the shipped model into $(TRAIN_OUT) (MNIST + pen data, ~40 min)"
-	@echo "make promote    make $(TRAIN_OUT) the shipped model ($(SHIPPED))"
-	@echo "make pen-data   draw the pen-domain training and calibration images (runs/, ~15 min)"
-	@echo "make eval-pen   the shipped model on real pen digits of held-out writers (tools/pen_eval.py)"
-	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
-	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
+	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
+	@echo "make test         run the whole test suite"
+	@echo "make test-fast    the tests without the browser and slow ones"
+	@echo "make lint         ruff check (rules in pyproject.toml)"
+	@echo "make train        the shipped recipe (MNIST + pen data) into $(TRAIN_OUT), ~40 min (TRAIN_OUT=... overrides)"
+	@echo "make promote      check $(TRAIN_OUT) loads and its MNIST accuracy, then copy it over $(SHIPPED)"
+	@echo "make pen-data     draw the pen-domain training and calibration images into runs/ (~10 min)"
+	@echo "make eval-pen     the shipped model on real pen digits of held-out writers (docs/pen.md)"
+	@echo "make evaluate     test accuracy, per-class accuracy and confusion matrix of the shipped model"
+	@echo "make bench        training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
+	@echo "make soak         50,000 mixed good and bad requests; fails on any 5xx or leak"
+	@echo "make venv         create .venv and install the project with its test tools"
+	@echo "make clean        remove .venv, build output, caches and test artifacts"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +47,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 run: venv
-	PORT=$(PORT) $(VENV)/bin/gunicorn --config gunicorn.conf.py 'app:create_app()'
+	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn --config gunicorn.conf.py 'app:create_app()'
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -53,11 +60,12 @@ train: venv pen-data
 	$(PY) -m model.train --arch cnn --epochs 12 --batch-size 128 --lr 0.002 --seed 1 --val-split 0 \
 		--data $(MNIST_DIR) --extra $(PEN_TRAIN) --extra $(PEN_STYLES) --calibrate $(PEN_CALIBRATE) --out $(TRAIN_OUT)
 
-promote:
-	test -f $(TRAIN_OUT) || { echo "no $(TRAIN_OUT): run make train first"; exit 1; }
+# Written beside it, never over it. promote refuses a file the server would refuse
+# (missing, truncated, altered: load_model raises) before copying.
+promote: venv
 	$(PY) -m model.evaluate $(TRAIN_OUT) --data $(MNIST_DIR)
 	cp $(TRAIN_OUT) $(SHIPPED)
-	@echo "promoted $(TRAIN_OUT) to $(SHIPPED); run make eval-pen and make test before committing it"
+	@echo "promoted $(TRAIN_OUT) -> $(SHIPPED); run make eval-pen and make test before committing it"
 
 pen-data: venv $(PEN_TRAIN) $(PEN_STYLES) $(PEN_CALIBRATE)
 
@@ -85,6 +93,9 @@ bench-serve: venv
 
 soak: venv
 	$(PY) -m bench.soak
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts

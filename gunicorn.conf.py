@@ -1,6 +1,6 @@
 """gunicorn settings for digitdraw: `gunicorn --config gunicorn.conf.py 'app:create_app()'`.
 
-Environment: PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (1),
+Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (1),
 TIMEOUT (30 s), LOG_LEVEL (info).
 """
 import os
@@ -35,7 +35,9 @@ def _int_env(*names, default):
     return default
 
 
-bind = f"0.0.0.0:{_int_env('PORT', default=8000)}"
+# All interfaces by default, as a container needs; `make run` passes HOST=127.0.0.1
+# so a developer's server is not reachable from the network unless asked.
+bind = f"{os.environ.get('HOST', '').strip() or '0.0.0.0'}:{_int_env('PORT', default=8000)}"
 # Inference is CPU-bound NumPy: one single-threaded worker per core.
 workers = _int_env("WEB_CONCURRENCY", "WORKERS", default=_cpu_count())
 threads = _int_env("THREADS", default=1)

@@ -66,6 +66,9 @@ def create_app(config=None):
     app.config["MAX_FORM_PARTS"] = 20
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_BODY_BYTES"]
     app.json.sort_keys = False
+    # Flask would answer OPTIONS itself with an empty text/html 200; without it
+    # OPTIONS is refused like any other unlisted method: 405, JSON, with Allow.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
 
     logs.configure(app)
 

@@ -15,6 +15,10 @@ bp = Blueprint("api", __name__)
 
 # Below this top probability the answer is shown as a guess between two digits.
 UNSURE_BELOW = 0.6
+# Probabilities leave the API with six decimals: a millionth is far below any
+# difference a person or a threshold acts on, and 4.6e-22 or 0.9999999999918394
+# in every answer is noise that makes the JSON hard to read.
+DECIMALS = 6
 
 
 def loaded_model():
@@ -56,7 +60,6 @@ def predict():
     prediction = model.predict(digit_image[None])
     finished = time.perf_counter()
     probabilities = prediction.probabilities[0].astype(np.float64)
-    probabilities /= probabilities.sum()
     g.prediction = int(np.argmax(probabilities))  # for the request log line
     return jsonify(describe(probabilities, bool(prediction.is_digit[0]), float(prediction.not_digit[0]),
                             digit_image, model,
@@ -64,18 +67,33 @@ def predict():
                             model_ms=(finished - decoded) * 1000))
 
 
+def rounded(probabilities):
+    """Probabilities to DECIMALS places that still sum to 1: the largest one takes
+    up what rounding the others gained or lost (at most 5e-6 over ten values)."""
+    probabilities = probabilities / probabilities.sum()
+    out = np.round(probabilities, DECIMALS)
+    top = int(np.argmax(probabilities))
+    out[top] = round(1.0 - (out.sum() - out[top]), DECIMALS)
+    return out
+
+
 def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_ms, model_ms):
-    """The success JSON: the contract's keys plus what helps a person read the answer."""
-    ranked = np.argsort(probabilities)[::-1]
+    """The success JSON: the contract's keys plus what helps a person read the answer.
+
+    Ranked on the exact probabilities (rounding makes many of them tie at 0),
+    reported rounded.
+    """
+    ranked = np.argsort(-probabilities, kind="stable")
+    shown = rounded(probabilities)
     digit = int(ranked[0])
-    confidence = float(probabilities[digit])
+    confidence = float(shown[digit])
     return {
         "digit": digit,
         "confidence": confidence,
-        "probabilities": [float(p) for p in probabilities],
+        "probabilities": [float(p) for p in shown],
         "is_digit": is_digit,
         "not_digit_score": round(not_digit, 4),
-        "top2": [{"digit": int(d), "probability": float(probabilities[d])} for d in ranked[:2]],
+        "top2": [{"digit": int(d), "probability": float(shown[d])} for d in ranked[:2]],
         "unsure": confidence < UNSURE_BELOW,
         "input_image": png_data_url(digit_image),
         "model": model.identity,

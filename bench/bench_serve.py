@@ -61,7 +61,7 @@ def wrk_run(port, script, clients, duration_s):
     out = subprocess.run([WRK, "-t", str(threads), "-c", str(clients), "-d", f"{duration_s}s",
                           "--timeout", "30s", "-s", str(script), f"http://127.0.0.1:{port}"],
                          capture_output=True, text=True, timeout=duration_s + 60)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("WRK_RESULT")), None)
+    line = next((text for text in out.stdout.splitlines() if text.startswith("WRK_RESULT")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
     requests, duration_us, p50_us, p99_us, non2xx, socket_errors = (float(v) for v in line.split()[1:])
@@ -110,7 +110,7 @@ def print_table(rows, clients_list):
         print(f"\n{'clients':>7} {'app predict/healthz':>20} {'bare predict/healthz':>21} "
               f"{'app/bare predict':>17} {'app/bare healthz':>17}   (ratios of {label})")
         for clients in clients_list:
-            def value(target, route):
+            def value(target, route, clients=clients, key=key):
                 return rows[(target, route, clients)][key]
             print(f"{clients:>7} {value('app', 'predict') / value('app', 'healthz'):>20.3f} "
                   f"{value('bare', 'predict') / value('bare', 'healthz'):>21.3f} "
@@ -160,7 +160,8 @@ def main(argv=None):
                         runs.setdefault((target, route, clients), []).append(run)
             print(f"  repeat {repeat + 1}/{args.repeats} done ({time.monotonic() - started:.0f}s)", flush=True)
 
-    rows = {key: median_row(value) for key, value in sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))}
+    rows = {key: median_row(value)
+            for key, value in sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))}
     print_table(rows, clients_list)
     load_after = os.getloadavg()
     print(f"\nloadavg before {load_before[0]:.2f}, after {load_after[0]:.2f} "

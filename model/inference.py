@@ -44,7 +44,8 @@ class Model:
         if x.ndim == 2:
             x = x[None]
         if x.shape[1:3] != self.input_shape[:2]:
-            raise ValueError(f"expected images of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), got {x.shape}")
+            raise ValueError(f"expected images of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), "
+                             f"got {x.shape}")
         x = x.astype(np.float32) * self._scale - self._shift
         return x.reshape(x.shape[0], *self.input_shape)
 

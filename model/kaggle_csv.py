@@ -22,7 +22,7 @@ def _open_text(path):
         gzipped = fh.read(2) == b"\x1f\x8b"
     if gzipped:
         return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _check_header(header, where):

@@ -107,33 +107,54 @@ def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size,
     return best[1], history, best[2]
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn")
-    p.add_argument("--epochs", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=128)
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows every real default; unset (None), off flags and empty lists say nothing."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if default is None or default is False or default == "" or default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser():
+    """Defaults are the shipped model's recipe (`make train`), shown by --help."""
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0],
+                                formatter_class=_ShowDefaults)
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn", help="network architecture")
+    p.add_argument("--epochs", type=int, default=12, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=128, help="images per optimizer step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                   help="adam, or sgd with Nesterov momentum")
     p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--val-split", type=int, default=5000,
-                   help="training images held out to pick the best epoch (0: train on all)")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="share of each target spread over the other classes")
+    p.add_argument("--seed", type=int, default=1, help="seeds initialisation, shuffling and augmentation")
+    p.add_argument("--val-split", type=int, default=0,
+                   help="training images held out to pick the best epoch (0: train on all, keep the last)")
     p.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     p.add_argument("--augment-off", default="", help="comma list of augmentations to switch off "
                    "(rotate,scale,shear,shift,elastic,thickness), for ablations")
     p.add_argument("--data", help="directory with the four MNIST IDX files (default: download and cache)")
     p.add_argument("--cache-dir", help="where downloads are cached (default ~/.cache/digitdraw/mnist)")
     p.add_argument("--kaggle-csv", help="train on a Kaggle 'Digit Recognizer' train.csv instead of MNIST")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N training images (quick runs)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training images (0: all)")
     p.add_argument("--extra", action="append", default=[], metavar="NPZ",
-                   help="more training images (tools.pen_dataset output; label 10 = not a digit); repeatable")
+                   help="more training images (tools.pen_dataset output; label 10 = not a digit); repeatable. "
+                        "The shipped recipe (make train) adds runs/pen_train.npz and runs/pen_styles.npz")
     p.add_argument("--calibrate", metavar="NPZ",
-                   help="held-out digits and non-digits that set the not-a-digit threshold")
+                   help="held-out digits and non-digits that set the not-a-digit threshold "
+                        "(make train: runs/pen_calibrate.npz)")
     p.add_argument("--digit-flag-rate", type=float, default=rejection.DIGIT_FLAG_RATE,
                    help="share of the calibration digits allowed to be called 'not a digit'")
-    p.add_argument("--out", default="model.npz", help="output .npz path (written atomically)")
-    return p.parse_args(argv)
+    p.add_argument("--out", default="runs/mnist_cnn.npz",
+                   help="output .npz path, written atomically (`make promote` ships it)")
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def load_data(args):

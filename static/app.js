@@ -3,13 +3,14 @@
 (function () {
   "use strict";
 
-  const UNSURE_BELOW = 0.6;           // same threshold the API uses for "unsure"
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
   const brush = pad.width / 14;       // 20 px on the 280 px pad: a marker-like stroke
 
   const els = {
+    result: document.getElementById("result"),
     digit: document.getElementById("digit"),
+    notDigit: document.getElementById("not-digit"),
     confidence: document.getElementById("confidence"),
     verdict: document.getElementById("verdict"),
     bars: Array.from(document.querySelectorAll("#bars .bar")),
@@ -24,6 +25,7 @@
   const idleVerdict = els.verdict.textContent;
 
   let strokes = [];        // finished strokes: arrays of {x, y} in canvas pixels
+  let upload = null;       // ImageBitmap of an uploaded file, shown in the pad until the next stroke
   let current = null;      // the stroke being drawn
   let activePointer = null;
   let frameQueued = false;
@@ -62,9 +64,18 @@
     ctx.stroke();
   }
 
+  function paintUpload() {
+    // Scaled to fit the pad, aspect kept, centred: the person sees what was read.
+    const scale = Math.min(pad.width / upload.width, pad.height / upload.height);
+    const w = upload.width * scale;
+    const h = upload.height * scale;
+    ctx.drawImage(upload, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  }
+
   function redraw() {
     frameQueued = false;
     paintBackground();
+    if (upload) paintUpload();
     strokes.forEach(paintStroke);
     if (current) paintStroke(current);
     els.undo.disabled = strokes.length === 0;
@@ -94,6 +105,7 @@
     event.preventDefault();
     pad.setPointerCapture(event.pointerId);
     activePointer = event.pointerId;
+    upload = null;                                           // a new drawing replaces an upload
     current = [toCanvasPoint(event)];
     queueRedraw();
   });
@@ -131,6 +143,7 @@
 
   function clearAll() {
     strokes = [];
+    upload = null;
     current = null;
     activePointer = null;
     redraw();
@@ -178,11 +191,24 @@
 
   function uploadFile(file) {
     strokes = [];
+    upload = null;
     redraw();
     forgetPending();
+    showUpload(file, generation);
     const form = new FormData();
     form.append("image", file, file.name);
     send(form, {}, file.name);
+  }
+
+  function showUpload(file, mine) {
+    if (!window.createImageBitmap) return;
+    createImageBitmap(file).then(function (bitmap) {
+      if (mine !== generation) return;     // drawn over or cleared meanwhile
+      upload = bitmap;
+      redraw();
+    }).catch(function () {
+      // Not an image this browser decodes; the server's answer says what is wrong.
+    });
   }
 
   async function send(body, headers, what) {
@@ -223,19 +249,37 @@
     return (p * 100).toFixed(1) + "%";
   }
 
+  function withArticle(digit) {
+    return (digit === 8 ? "an " : "a ") + digit;   // "an 8", "a 7"
+  }
+
+  function secondDigit(data) {
+    if (data.top2 && data.top2.length > 1) return data.top2[1].digit;
+    let second = null;
+    data.probabilities.forEach(function (p, digit) {
+      if (digit !== data.digit && (second === null || p > data.probabilities[second])) second = digit;
+    });
+    return second;
+  }
+
   function showResult(data) {
     const probabilities = data.probabilities;
-    const ranked = probabilities
-      .map(function (p, digit) { return { digit: digit, p: p }; })
-      .sort(function (a, b) { return b.p - a.p; });
-    const best = ranked[0];
-    const unsure = best.p < UNSURE_BELOW;
+    const isDigit = data.is_digit !== false;     // older servers do not send it
+    const unsure = isDigit && data.unsure === true;
 
+    els.result.dataset.isDigit = String(isDigit);
+    els.result.classList.toggle("not-a-digit", !isDigit);
+    els.notDigit.hidden = isDigit;
     els.digit.textContent = String(data.digit);
-    els.confidence.textContent = percent(data.confidence) + " sure";
-    els.verdict.textContent = unsure
-      ? "Not sure: " + best.digit + " or " + ranked[1].digit + "?"
-      : "Looks like a " + best.digit + ".";
+    if (isDigit) {
+      els.confidence.textContent = percent(data.confidence) + " sure";
+      els.verdict.textContent = unsure
+        ? "Not sure: " + data.digit + " or " + secondDigit(data) + "?"
+        : "Looks like " + withArticle(data.digit) + ".";
+    } else {
+      els.confidence.textContent = "";
+      els.verdict.textContent = "If it is one, the closest is " + withArticle(data.digit) + ".";
+    }
     els.verdict.classList.toggle("unsure", unsure);
 
     els.bars.forEach(function (bar, digit) {
@@ -252,6 +296,9 @@
   }
 
   function showIdle() {
+    delete els.result.dataset.isDigit;
+    els.result.classList.remove("not-a-digit");
+    els.notDigit.hidden = true;
     els.digit.textContent = "";
     els.confidence.textContent = "";
     els.verdict.textContent = idleVerdict;

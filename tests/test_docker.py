@@ -214,7 +214,8 @@ def test_runs_as_a_numeric_non_root_user(final_stage):
     users = [ins for ins in final_stage if ins.keyword == "USER"]
     assert users, "the runtime stage must switch to a non-root USER"
     user = users[-1].args.split(":")[0]
-    assert user.isdigit() and int(user) != 0, f"USER {users[-1].args!r}: numeric and non-zero lets runAsNonRoot verify it"
+    assert user.isdigit() and int(user) != 0, \
+        f"USER {users[-1].args!r}: numeric and non-zero lets runAsNonRoot verify it"
     # USER comes before CMD so the server, not only later build steps, drops root.
     cmd_line = only(final_stage, "CMD").line
     assert users[-1].line < cmd_line

@@ -21,7 +21,7 @@ def load_config(**env):
     """Evaluate the config file in a fresh interpreter with exactly `env` added;
     returns its settings and the thread variables it leaves in the environment."""
     base = {k: v for k, v in os.environ.items()
-            if k not in ("PORT", "WEB_CONCURRENCY", "WORKERS", "THREADS", "TIMEOUT") + THREAD_VARS}
+            if k not in ("HOST", "PORT", "WEB_CONCURRENCY", "WORKERS", "THREADS", "TIMEOUT") + THREAD_VARS}
     script = (
         "import json, os, runpy\n"
         f"c = runpy.run_path({str(CONFIG)!r})\n"

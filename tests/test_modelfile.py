@@ -66,7 +66,7 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     bad = make_params()
     bad["0.W"] = bad["0.W"][..., :1]  # wrong shape: save must refuse before replacing anything
     original = path.read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises(modelfile.ModelFileError):
         modelfile.save(path, {"architecture": [{"type": "nonsense"}], "input": INPUT}, bad)
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]

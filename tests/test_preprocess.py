@@ -259,7 +259,7 @@ def reference_seven():
 def _modes_of_the_seven():
     rgba = canvas(7)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    gray16 = Image.fromarray((np.asarray(rgb.convert("L"), dtype=np.uint16) * 257))
+    gray16 = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)
     transparent = canvas(7, ink="transparent")
     palette_alpha = transparent.quantize(colors=32, method=Image.Quantize.FASTOCTREE)
     la = Image.merge("LA", (Image.new("L", rgba.size, 0), transparent.getchannel("A")))

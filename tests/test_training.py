@@ -6,7 +6,7 @@ from model import train as trainer
 from model.augment import Augmenter
 from model.inference import load_model
 from model.network import CNN, MLP, Network
-from model.optimizers import Adam, SGD, make_optimizer
+from model.optimizers import SGD, Adam, make_optimizer
 from tests.mnist_data import mnist
 
 pytestmark = pytest.mark.mnist
