@@ -52,6 +52,16 @@ SHARED_COLUMNS = 0.5
 # Joining is the better prior: two-stroke 4s and 5s are common, a 1 entirely
 # under its neighbour's bar is not.
 SEPARATE_MARGIN = 1.0
+# A narrow tall piece (an upright stroke: narrower than STROKE_WIDTH of the line
+# height) within NEAR_GAP of its neighbour may be the upright of a 4 whose bar
+# stopped short of it, or a 1 written close: the model decides, but here
+# reading them apart is the prior (a close "11" is common), so joining needs
+# a log-probability gain of NEAR_MARGIN. The joined piece must still be no
+# wider than MAX_JOINED_WIDTH of the line height.
+STROKE_WIDTH = 0.3
+NEAR_GAP = 0.2
+NEAR_MARGIN = 0.5
+MAX_JOINED_WIDTH = 1.0
 # A piece this much wider than tall is two touching digits (a wide 0 is ~0.9);
 # it is offered to the model cut at the emptiest column near its middle.
 TOUCHING_ASPECT = 1.25
@@ -118,7 +128,7 @@ def read_number(image, model):
         raise too_many(len(groups) - len(contested))
 
     candidates = list(groups)
-    joined = [join(groups[i], groups[j]) for i, j in contested]
+    joined = [join(groups[i], groups[j]) for i, j, _ in contested]
     candidates += joined
     cuts = {index: cut_touching(cleaned, labels, groups[index]) for index in wide}
     cuts = {index: halves for index, halves in cuts.items() if halves}
@@ -250,10 +260,17 @@ def group_pieces(pieces):
         # else: a stray mark, dropped
     groups += loose
     groups.sort(key=center_x)
-    contested = [(i, i + 1) for i in range(len(groups) - 1)
-                 if groups[i].height >= FRAGMENT_SIZE * height
-                 and groups[i + 1].height >= FRAGMENT_SIZE * height
-                 and shared_columns(groups[i], groups[i + 1]) >= SHARED_COLUMNS]
+    contested = []
+    for i in range(len(groups) - 1):
+        a, b = groups[i], groups[i + 1]
+        if min(a.height, b.height) < FRAGMENT_SIZE * height:
+            continue
+        if shared_columns(a, b) >= SHARED_COLUMNS:
+            contested.append((i, i + 1, SEPARATE_MARGIN))
+        elif (min(a.width, b.width) < STROKE_WIDTH * height
+              and b.box[0] - a.box[2] < NEAR_GAP * height
+              and join(a, b).width <= MAX_JOINED_WIDTH * height):
+            contested.append((i, i + 1, -NEAR_MARGIN))
     wide = [i for i, g in enumerate(groups)
             if g.width > TOUCHING_ASPECT * max(g.height, height) and len(g.labels) == 1]
     return groups, contested, wide
@@ -300,15 +317,16 @@ def decide(groups, contested, joined, cuts, candidates, scores):
     base = len(groups)
     merged_into = {}
     # Contested neighbours, the surest joins first; a group joins at most once.
-    order = sorted(range(len(contested)), key=lambda k: scores[base + k] - scores[contested[k][0]]
-                   - scores[contested[k][1]], reverse=True)
+    def gain(k):
+        i, j, margin = contested[k]
+        return scores[base + k] + margin - scores[i] - scores[j]
+
     taken = set()
-    for k in order:
-        i, j = contested[k]
+    for k in sorted(range(len(contested)), key=gain, reverse=True):
+        i, j, _ = contested[k]
         if i in taken or j in taken:
             continue
-        apart = scores[i] + scores[j]
-        if scores[base + k] + SEPARATE_MARGIN >= apart:
+        if gain(k) >= 0:
             taken.update((i, j))
             merged_into[i] = merged_into[j] = base + k
     chosen = []
