@@ -7,7 +7,7 @@ from flask.helpers import get_debug_flag
 
 from model.inference import load_model
 
-from . import api, errors, logs, pages, security
+from . import api, errors, logs, number_api, pages, security
 from . import config as settings
 
 
@@ -80,5 +80,6 @@ def create_app(config=None):
     errors.register(app)
     security.register(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(number_api.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -68,14 +68,16 @@ def preprocess(image):
 
 # --------------------------------------------------------------------------- decoding
 
-def ink_map(image):
+def ink_map(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
     """PIL image of any mode -> float32 ink in [0, 1] (1 = ink), polarity undone.
 
     Background is the median of the border ring, ink is how far a pixel is from it
     in (premultiplied gray, alpha): this single rule covers black on white, white
-    on black, and ink on a transparent canvas whose RGB is all zero.
+    on black, and ink on a transparent canvas whose RGB is all zero. An image
+    larger than `max_size` (width, height) is box-reduced by a whole factor (a
+    wide number may need more width than one digit does).
     """
-    gray, alpha = _gray_and_alpha(image)
+    gray, alpha = _gray_and_alpha(image, max_size)
     ring = _border_ring(gray.shape)
     if alpha is None:
         background = np.median(gray[ring])
@@ -86,7 +88,7 @@ def ink_map(image):
     return np.maximum(np.abs(premultiplied - bg_gray), np.abs(alpha - bg_alpha))
 
 
-def _gray_and_alpha(image):
+def _gray_and_alpha(image, max_size):
     """Float32 gray in [0, 1] and alpha in [0, 1] (None when fully opaque)."""
     try:
         image = ImageOps.exif_transpose(image)
@@ -94,14 +96,14 @@ def _gray_and_alpha(image):
         pass
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        image = _reduce(image.convert("F") if mode != "F" else image)
+        image = _reduce(image.convert("F") if mode != "F" else image, max_size)
         gray = np.asarray(image, dtype=np.float32)
         top = float(gray.max()) if gray.size else 0.0
         # full scale of the bit depth actually used (8, 10, 12, 16 bit sensors)
         scale = float(2 ** max(8, int(np.ceil(np.log2(top + 1.0)))) - 1) if top > 0 else 255.0
         return np.clip(gray / scale, 0.0, 1.0), None
     if _has_alpha(image):
-        image = _reduce(image.convert("RGBA"))
+        image = _reduce(image.convert("RGBA"), max_size)
         rgba = np.asarray(image, dtype=np.float32) / 255.0
         alpha = rgba[..., 3]
         gray = rgba[..., 0] * 0.299 + rgba[..., 1] * 0.587 + rgba[..., 2] * 0.114
@@ -110,7 +112,7 @@ def _gray_and_alpha(image):
         return gray.astype(np.float32), alpha
     if mode not in ("L", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1, P without transparency
-    image = _reduce(image.convert("L"))
+    image = _reduce(image.convert("L"), max_size)
     return np.asarray(image, dtype=np.float32) / 255.0, None
 
 
@@ -121,10 +123,15 @@ def _has_alpha(image):
     return image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA"
 
 
-def _reduce(image):
-    """Box-reduce by an integer factor so neither side exceeds MAX_WORK_SIDE."""
-    factor = -(-max(image.size) // MAX_WORK_SIDE)
+def _reduce(image, max_size):
+    """Box-reduce by an integer factor so the image fits in `max_size` (width, height)."""
+    factor = reduce_factor(image.size, max_size)
     return image.reduce(factor) if factor > 1 else image
+
+
+def reduce_factor(size, max_size):
+    """The whole factor by which an image of `size` is reduced to fit `max_size`."""
+    return max(-(-size[0] // max_size[0]), -(-size[1] // max_size[1]), 1)
 
 
 def _border_ring(shape):
@@ -140,7 +147,20 @@ def _border_ring(shape):
 
 def ink_to_mnist(ink):
     """Float ink (H, W), larger = more ink, any scale -> uint8 (28, 28) MNIST digit."""
-    ink = _clean_ink(np.asarray(ink, dtype=np.float32))
+    return clean_ink_to_mnist(clean_ink(ink))
+
+
+def clean_ink(ink):
+    """Float ink, any scale -> ink in [0, 1] with the background's noise removed.
+
+    Raises BlankImageError when nothing in it is ink. The number reader cleans
+    the whole image once with this, then normalises each digit's share of it.
+    """
+    return _clean_ink(np.asarray(ink, dtype=np.float32))
+
+
+def clean_ink_to_mnist(ink):
+    """Cleaned ink (from `clean_ink`) holding one digit -> uint8 (28, 28) MNIST digit."""
     crop = _normalize_stroke(_crop_to_ink(ink, floor=0.0, ignore_specks=True))
     digit = _fit_box(crop)
     return _center_of_mass_place(digit)

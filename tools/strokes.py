@@ -125,10 +125,14 @@ def place_segments(segments, style, rng, brush):
 
 # --------------------------------------------------------------------------- rendering
 
-def render_segments(segments, brush, ink="black"):
-    """Stroke segments (canvas px) with a round brush -> RGBA uint8 (280, 280, 4)."""
+def render_segments(segments, brush, ink="black", size=(CANVAS, CANVAS)):
+    """Stroke segments (canvas px) with a round brush -> RGBA uint8 (280, 280, 4).
+
+    `size` (width, height) draws on another canvas, e.g. a wide one for numbers;
+    ink="coverage" returns the float coverage itself.
+    """
     s = SUPERSAMPLE
-    layer = Image.new("L", (CANVAS * s, CANVAS * s), 0)
+    layer = Image.new("L", (size[0] * s, size[1] * s), 0)
     draw = ImageDraw.Draw(layer)
     r = brush * s / 2.0
     segments = np.asarray(segments, dtype=np.float64) * s
@@ -137,8 +141,8 @@ def render_segments(segments, brush, ink="black"):
         draw.line((x0, y0, x1, y1), fill=255, width=width)
     for x, y in np.unique(segments.reshape(-1, 2), axis=0):  # round caps and joints
         draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
-    coverage = np.asarray(layer.resize((CANVAS, CANVAS), Image.BOX), dtype=np.float32) / 255.0
-    return coverage_to_rgba(coverage, ink)
+    coverage = np.asarray(layer.resize(tuple(size), Image.BOX), dtype=np.float32) / 255.0
+    return coverage if ink == "coverage" else coverage_to_rgba(coverage, ink)
 
 
 def coverage_to_rgba(coverage, ink):
