@@ -3,7 +3,6 @@
 (function () {
   "use strict";
 
-  const UNSURE_BELOW = 0.6;           // same threshold the API uses for "unsure"
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
   const brush = pad.width / 14;       // 20 px on the 280 px pad: a marker-like stroke
@@ -229,7 +228,7 @@
       .map(function (p, digit) { return { digit: digit, p: p }; })
       .sort(function (a, b) { return b.p - a.p; });
     const best = ranked[0];
-    const unsure = best.p < UNSURE_BELOW;
+    const unsure = data.unsure === true;  // the API owns the threshold
 
     els.digit.textContent = String(data.digit);
     els.confidence.textContent = percent(data.confidence) + " sure";

@@ -392,7 +392,7 @@ def test_many_small_form_parts_get_an_honest_error(client):
                     for i in range(3000)) + b"--b--\r\n"
     assert len(body) < limit(client)
     answer = assert_contract_answer(post(client, body, "multipart/form-data; boundary=b"), allowed={400, 413})
-    assert "larger than" not in answer["error"], answer["error"]
+    assert "over the limit" not in answer["error"], answer["error"]
 
 
 # ---------------------------------------------------------------- JSON and base64
