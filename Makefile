@@ -16,6 +16,7 @@ help:
 	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
+	@echo "make fuzz-long  the fuzz suite with 25x the examples, freshly random (HYPOTHESIS_PROFILE=long)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,11 @@ bench-serve: venv
 
 soak: venv
 	$(PY) -m bench.soak
+
+# Long fuzzing: new random examples each run, 25x as many as CI's fixed set.
+.PHONY: fuzz-long
+fuzz-long: venv
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_fuzz.py -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts

@@ -11,7 +11,9 @@ from model.inference import DEFAULT_MODEL_PATH, load_model
 from model.network import CNN
 from tests.mnist_data import mnist
 
-REQUIRED_ACCURACY = 0.994
+# The product's floor, fixed here and not read from the file: the shipped model
+# must get at least 99.5% of the 10,000 MNIST test digits right.
+PRODUCT_FLOOR = 0.995
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,6 @@ def test_shipped_model_meta_describes_how_it_was_made(shipped):
     assert meta["input"]["shape"] == [28, 28, 1]
     assert meta["training"]["data_sha256"] == MNIST_SHA256  # trained on the official MNIST files
     assert meta["training"]["train_images"] == 60000        # all of them
-    assert meta["test_accuracy"] >= REQUIRED_ACCURACY
     assert len(meta["history"]) == meta["training"]["epochs"]
     assert meta["weights_sha256"] == modelfile.weights_sha256(modelfile.load(DEFAULT_MODEL_PATH)[1])
 
@@ -36,8 +37,8 @@ def test_shipped_model_test_accuracy(shipped):
     data = mnist()
     probs = np.concatenate([shipped.predict_proba(data["test_images"][i:i + 1000]) for i in range(0, 10000, 1000)])
     accuracy = float(np.mean(probs.argmax(axis=1) == data["test_labels"]))
-    assert accuracy >= REQUIRED_ACCURACY
-    assert accuracy == pytest.approx(shipped.meta["test_accuracy"], abs=1e-4)  # meta tells the truth
+    assert accuracy >= PRODUCT_FLOOR, f"{accuracy:.4f} on MNIST test, below the product's floor"
+    assert accuracy == pytest.approx(shipped.meta["test_accuracy"], abs=1e-4)  # and the file reports it honestly
 
 
 def test_batch_and_single_predictions_agree(shipped):
