@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -37,6 +37,7 @@ help:
 	@echo "make soak         50,000 mixed good and bad requests; fails on any 5xx or leak"
 	@echo "make venv         create .venv and install the project with its test tools"
 	@echo "make clean        remove .venv, build output, caches and test artifacts"
+	@echo "make fuzz-long    the fuzz suite with 25x the examples, freshly random (HYPOTHESIS_PROFILE=long)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -96,6 +97,9 @@ soak: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+# Long fuzzing: new random examples each run, 25x as many as CI's fixed set.
+fuzz-long: venv
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_fuzz.py -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from PIL import Image
 
 from . import imaging, payload
-from .errors import NoInk, NotReady, TooLarge
+from .errors import NoInk, NotReady, body_too_large
 from .preprocess import BlankImageError, preprocess
 
 bp = Blueprint("api", __name__)
@@ -44,8 +44,7 @@ def predict():
         raise NotReady("The model is not loaded; the server cannot classify images right now.")
     limit = current_app.config["MAX_BODY_BYTES"]
     if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"The request body is {request.content_length} bytes, over the limit of "
-                       f"{limit} bytes; send a smaller image.")
+        raise body_too_large(limit, request.content_length)
 
     data = payload.image_bytes(request)
     image = imaging.decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])

@@ -5,6 +5,8 @@ import logging
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .formats import CONTENT_TYPES_TEXT
+
 log = logging.getLogger("digitdraw")
 
 
@@ -40,11 +42,13 @@ class NotReady(ApiError):
     status = 503
 
 
-def _limit_text(app):
-    size = app.config["MAX_BODY_BYTES"]
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):g} MB"
-    return f"{size} bytes"
+def body_too_large(limit, size=None):
+    """The one 413 for a body over MAX_BODY_BYTES, wherever it is noticed
+    (Content-Length, a chunked body while reading, Werkzeug's form parser)."""
+    size_text = "" if size is None else f"{size} bytes, "
+    megabytes = f" ({limit / (1024 * 1024):g} MB)" if limit >= 1024 * 1024 else ""
+    return TooLarge(f"The request body is {size_text}over the limit of {limit} bytes{megabytes}; "
+                    f"send a smaller image.")
 
 
 def error_response(message, status):
@@ -61,8 +65,7 @@ def register(app):
         404: "There is nothing at this address; the API is POST /predict and GET /healthz.",
         405: None,  # built per request: names the allowed methods
         413: None,  # built per request: names the limit
-        415: "Unsupported content type; send multipart/form-data, image/png, image/jpeg, "
-             "image/gif, image/bmp, image/webp or application/json.",
+        415: f"Unsupported content type; send multipart/form-data, {CONTENT_TYPES_TEXT} or application/json.",
     }
 
     @app.errorhandler(ApiError)
@@ -77,7 +80,7 @@ def register(app):
             allowed = ", ".join(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS"))
             message = f"{request.method} is not allowed on {request.path}; use {allowed}."
         elif status == 413:
-            message = f"The request body is larger than {_limit_text(app)}; send a smaller image."
+            message = body_too_large(app.config["MAX_BODY_BYTES"]).message
         elif message is None:
             message = f"{exc.name}."
         response = error_response(message, status)

@@ -18,9 +18,7 @@ import zlib
 from PIL import Image, UnidentifiedImageError
 
 from .errors import BadInput, TooLarge, Unsupported
-
-ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
-ALLOWED_TEXT = "PNG, JPEG, GIF, BMP or WEBP"
+from .formats import ALLOWED_FORMATS, SUPPORTED_TEXT
 
 # What a corrupt file makes Pillow's parsers and decoders raise: the documented
 # ones (OSError, SyntaxError...) and those that leak from a plugin reading
@@ -56,7 +54,7 @@ def decode_image(data, max_pixels):
     for formats outside the contract, TooLarge (413) for too many pixels.
     """
     if not data:
-        raise BadInput("The image is empty; send the bytes of a PNG, JPEG, GIF, BMP or WEBP file.")
+        raise BadInput(f"The image is empty; send the bytes of a {SUPPORTED_TEXT} file.")
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -64,22 +62,25 @@ def decode_image(data, max_pixels):
     except UnidentifiedImageError:
         name = _other_format_name(data)
         if name:
-            raise Unsupported(f"{name} images are not supported; send {ALLOWED_TEXT}.") from None
-        raise BadInput(f"The data could not be read as an image; send a {ALLOWED_TEXT} file.") from None
+            raise Unsupported(f"{name} images are not supported; send {SUPPORTED_TEXT}.") from None
+        raise BadInput(f"The data could not be read as an image; send a {SUPPORTED_TEXT} file.") from None
     except _DECODE_ERRORS:
-        raise BadInput(f"The image header is corrupt; send a valid {ALLOWED_TEXT} file.") from None
+        raise BadInput(f"The image header is corrupt; send a valid {SUPPORTED_TEXT} file.") from None
 
-    width, height = image.size
-    if width <= 0 or height <= 0:
-        raise BadInput("The image has no pixels; send a valid image.")
-    if width * height > max_pixels:
+    try:  # every refusal below closes the image it opened
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise BadInput("The image has no pixels; send a valid image.")
+        if width * height > max_pixels:
+            raise _too_large(width, height, max_pixels)
+        try:
+            image.seek(0)  # animated GIF/WEBP/APNG: the first frame
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _too_large(width, height, max_pixels) from None
+        except _DECODE_ERRORS:
+            raise BadInput(f"The {image.format} image is truncated or corrupt; send the complete file.") from None
+    except BaseException:
         image.close()
-        raise _too_large(width, height, max_pixels)
-    try:
-        image.seek(0)  # animated GIF/WEBP/APNG: the first frame
-        image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _too_large(width, height, max_pixels) from None
-    except _DECODE_ERRORS:
-        raise BadInput(f"The {image.format} image is truncated or corrupt; send the complete file.") from None
+        raise
     return image

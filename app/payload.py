@@ -12,7 +12,8 @@ import re
 from flask import current_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import BadInput, TooLarge, Unsupported
+from .errors import BadInput, Unsupported, body_too_large
+from .formats import CONTENT_TYPES_TEXT, SUPPORTED_TEXT
 
 RAW_IMAGE_TYPES = {
     "image/png", "image/x-png",
@@ -21,7 +22,6 @@ RAW_IMAGE_TYPES = {
     "image/bmp", "image/x-bmp", "image/x-ms-bmp",
     "image/webp",
 }
-SUPPORTED_TEXT = "PNG, JPEG, GIF, BMP or WEBP"
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(;[^;,]*)*),(?P<data>.*)$", re.DOTALL)
 _WHITESPACE = re.compile(r"\s+")
@@ -42,7 +42,7 @@ def image_bytes(request):
         raise Unsupported(f"{mimetype} is not supported; send {SUPPORTED_TEXT}.")
     shown = mimetype or "no Content-Type"
     raise Unsupported(f"Cannot read an image from {shown}; send multipart/form-data with field 'image', "
-                      f"a raw body with Content-Type image/png (or jpeg, gif, bmp, webp), or JSON "
+                      f"a raw body with Content-Type {CONTENT_TYPES_TEXT}, or JSON "
                       f"{{\"image\": \"data:image/png;base64,...\"}}.")
 
 
@@ -61,7 +61,7 @@ def read_body(request):
             break
         total += len(chunk)
         if total > limit:
-            raise TooLarge(f"The request body is over the limit of {limit} bytes; send a smaller image.")
+            raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -82,12 +82,12 @@ def _from_multipart(request):
             # Within the byte limit, so Werkzeug counted too many parts.
             raise BadInput(f"The form has more than {current_app.config['MAX_FORM_PARTS']} parts; "
                            f"send one file in the field named 'image'.") from None
-        raise TooLarge(f"The request body is over the limit of {limit} bytes; send a smaller image.") from None
+        raise body_too_large(limit) from None
     upload = files.get("image")
     if upload is not None:
         data = upload.read()
         if not data:
-            raise BadInput("The file in field 'image' is empty; attach a PNG, JPEG, GIF, BMP or WEBP file.")
+            raise BadInput(f"The file in field 'image' is empty; attach a {SUPPORTED_TEXT} file.")
         return data
     text = form.get("image")
     if text:

@@ -5,6 +5,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import modelfile, ops
+from .architecture import param_name, walk
 
 DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "mnist_cnn.npz")
 
@@ -26,6 +27,7 @@ class Model:
         self.architecture = meta["architecture"]
         norm = meta["input"]
         self.input_shape = tuple(norm["shape"])
+        self._steps = walk(self.architecture, self.input_shape)
         self._scale = np.float32(1.0 / (float(norm.get("scale", 255.0)) * float(norm.get("std", 1.0))))
         self._shift = np.float32(float(norm.get("mean", 0.0)) / float(norm.get("std", 1.0)))
         self._params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
@@ -52,10 +54,10 @@ class Model:
     def logits(self, images):
         x = self.normalize(images)
         p = self._params
-        for index, layer in enumerate(self.architecture):
-            kind = layer["type"]
+        for step in self._steps:
+            index, layer, kind = step.index, step.spec, step.kind
             if kind == "conv2d":
-                x = ops.conv2d(x, p[f"{index}.W"], p[f"{index}.b"], int(layer.get("padding", 0)))
+                x = ops.conv2d(x, p[param_name(index, "W")], p[param_name(index, "b")], int(layer.get("padding", 0)))
             elif kind == "maxpool2d":
                 x = ops.maxpool(x, int(layer["size"]))
             elif kind == "relu":
@@ -63,7 +65,7 @@ class Model:
             elif kind == "flatten":
                 x = x.reshape(x.shape[0], -1)
             elif kind == "dense":
-                x = ops.dense(x, p[f"{index}.W"], p[f"{index}.b"])
+                x = ops.dense(x, p[param_name(index, "W")], p[param_name(index, "b")])
             # dropout is the identity at inference
         return x
 

@@ -6,14 +6,18 @@ its parameters in `params` and fills `grads` with the same keys.
 import numpy as np
 
 from . import ops
-from .parallel import halves, map_chunks
+from .parallel import map_chunks, worker_slices
 
 DTYPE = np.float32
 
 
 class Layer:
-    params = {}
-    grads = {}
+    """Base: a layer without parameters. Each instance owns its `params` and
+    `grads` dicts, so filling one layer's never touches another's."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
 
     def forward(self, x, training=False):
         raise NotImplementedError
@@ -63,12 +67,12 @@ class Conv2D(Layer):
         self.needs_input_grad = needs_input_grad  # the first layer's input gradient is never used
 
     def _chunks(self, n):
-        return [(s, min(s + self.CHUNK, n)) for s in range(0, n, self.CHUNK)]
+        return ops.batch_chunks(n, self.CHUNK)
 
     def forward(self, x, training=False):
         n, h, w, _ = x.shape
         k, p = self.k, self.padding
-        self.out_hw = (h + 2 * p - k + 1, w + 2 * p - k + 1)
+        self.out_hw = (ops.conv_output_size(h, k, p), ops.conv_output_size(w, k, p))
         self.in_shape = x.shape
         self.xp = ops.pad_hw(x, p)
         out = np.empty((n, *self.out_hw, self.params["W"].shape[-1]), x.dtype)
@@ -121,6 +125,7 @@ class MaxPool2D(Layer):
     """
 
     def __init__(self, size):
+        super().__init__()
         self.size = size
 
     def forward(self, x, training=False):
@@ -135,7 +140,7 @@ class MaxPool2D(Layer):
             windows[a:b].max(axis=(2, 4), out=y[a:b])
             np.equal(windows[a:b], y[a:b, :, None, :, None, :], out=self.mask[a:b])
 
-        map_chunks(run, halves(n))
+        map_chunks(run, worker_slices(n))
         return y
 
     def backward(self, dy):
@@ -147,7 +152,7 @@ class MaxPool2D(Layer):
             a, b = chunk
             np.multiply(self.mask[a:b], dy[a:b, :, None, :, None, :], out=dx[a:b])
 
-        map_chunks(run, halves(n))
+        map_chunks(run, worker_slices(n))
         return dx.reshape(n, h2 * s, w2 * s, c)
 
 
@@ -173,6 +178,7 @@ class Dropout(Layer):
     """Inverted dropout: scaled at training time so inference is the identity."""
 
     def __init__(self, rate, rng):
+        super().__init__()
         self.rate, self.rng = rate, rng
 
     def forward(self, x, training=False):

@@ -12,6 +12,8 @@ import zipfile
 
 import numpy as np
 
+from .architecture import ArchitectureError, walk
+
 FORMAT = "digitdraw-npz"
 FORMAT_VERSION = 1
 META_KEY = "meta"
@@ -24,42 +26,12 @@ class ModelFileError(ValueError):
 def param_shapes(architecture, input_shape):
     """Walk the architecture from an (H, W, C) input and return
     ({param name: shape}, output shape). Raises ModelFileError on nonsense."""
-    shape = tuple(int(s) for s in input_shape)
-    shapes = {}
-    for index, layer in enumerate(architecture):
-        kind = layer.get("type") if isinstance(layer, dict) else None
-        try:
-            if kind == "conv2d":
-                h, w, c = shape
-                k, p, f = int(layer["kernel"]), int(layer.get("padding", 0)), int(layer["filters"])
-                shapes[f"{index}.W"] = (k, k, c, f)
-                shapes[f"{index}.b"] = (f,)
-                shape = (h + 2 * p - k + 1, w + 2 * p - k + 1, f)
-            elif kind == "maxpool2d":
-                h, w, c = shape
-                s = int(layer["size"])
-                if h % s or w % s:
-                    raise ModelFileError(f"layer {index}: pool size {s} does not divide {h}x{w}")
-                shape = (h // s, w // s, c)
-            elif kind == "flatten":
-                shape = (int(np.prod(shape)),)
-            elif kind == "dense":
-                (d,) = shape
-                u = int(layer["units"])
-                shapes[f"{index}.W"] = (d, u)
-                shapes[f"{index}.b"] = (u,)
-                shape = (u,)
-            elif kind in ("relu", "dropout"):
-                pass
-            else:
-                raise ModelFileError(f"layer {index}: unknown layer type {kind!r}")
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ModelFileError):
-                raise
-            raise ModelFileError(f"layer {index} ({kind}): malformed description: {exc}") from None
-        if min(shape) <= 0:
-            raise ModelFileError(f"layer {index} ({kind}): output shape {shape} is empty")
-    return shapes, shape
+    try:
+        steps = walk(architecture, input_shape)
+    except ArchitectureError as exc:
+        raise ModelFileError(str(exc)) from None
+    shapes = {name: shape for step in steps for name, shape in step.params.items()}
+    return shapes, steps[-1].out_shape if steps else tuple(int(s) for s in input_shape)
 
 
 def weights_sha256(params):
@@ -74,10 +46,13 @@ def weights_sha256(params):
 
 def save(path, meta, params):
     """Write atomically: a crash mid-write never leaves a half model at `path`."""
+    # Cast first and hash what is written: float64 parameters must not give a
+    # file whose recorded digest describes arrays it does not hold.
+    arrays = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in params.items()}
     meta = dict(meta)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
-    meta["weights_sha256"] = weights_sha256(params)
+    meta["weights_sha256"] = weights_sha256(arrays)
     param_shapes(meta["architecture"], meta["input"]["shape"])  # refuse to write nonsense
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -85,7 +60,6 @@ def save(path, meta, params):
     try:
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from a server's user
         with os.fdopen(fd, "wb") as fh:
-            arrays = {name: np.asarray(a, dtype=np.float32) for name, a in params.items()}
             np.savez(fh, **{META_KEY: np.array(json.dumps(meta, sort_keys=True))}, **arrays)
             fh.flush()
             os.fsync(fh.fileno())

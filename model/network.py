@@ -3,7 +3,7 @@ also stored in the model file's meta, so the file alone says how to rebuild it."
 import numpy as np
 
 from . import layers
-from .modelfile import param_shapes
+from .architecture import param_name, walk
 
 CNN = [
     {"type": "conv2d", "filters": 32, "kernel": 5, "padding": 2},
@@ -34,28 +34,21 @@ class Network:
     def __init__(self, architecture, input_shape=(28, 28, 1), seed=0):
         self.architecture = [dict(layer) for layer in architecture]
         self.input_shape = tuple(input_shape)
-        param_shapes(self.architecture, self.input_shape)  # validates the description
         rng = np.random.default_rng(seed)
         self.layers = []
-        shape = self.input_shape
-        for index, spec in enumerate(self.architecture):
-            kind = spec["type"]
+        for step in walk(self.architecture, self.input_shape):  # validates the description
+            index, spec, kind, shape = step.index, step.spec, step.kind, step.in_shape
             if kind == "conv2d":
                 layer = layers.Conv2D(shape[-1], spec["filters"], spec["kernel"], spec.get("padding", 0),
                                       rng, needs_input_grad=index > 0)
-                k, p = spec["kernel"], spec.get("padding", 0)
-                shape = (shape[0] + 2 * p - k + 1, shape[1] + 2 * p - k + 1, spec["filters"])
             elif kind == "maxpool2d":
                 layer = layers.MaxPool2D(spec["size"])
-                shape = (shape[0] // spec["size"], shape[1] // spec["size"], shape[2])
             elif kind == "relu":
                 layer = layers.ReLU()
             elif kind == "flatten":
                 layer = layers.Flatten()
-                shape = (int(np.prod(shape)),)
             elif kind == "dense":
                 layer = layers.Dense(shape[0], spec["units"], rng)
-                shape = (spec["units"],)
             elif kind == "dropout":
                 layer = layers.Dropout(spec["rate"], rng)
             self.layers.append(layer)
@@ -78,9 +71,9 @@ class Network:
 
     def state_dict(self):
         """Arrays named as in the model file: '<layer index>.<param>'."""
-        return {f"{i}.{k}": v.copy() for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+        return {param_name(i, k): v.copy() for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
     def load_state_dict(self, state):
         for i, layer in enumerate(self.layers):
             for k in layer.params:
-                layer.params[k][...] = state[f"{i}.{k}"]
+                layer.params[k][...] = state[param_name(i, k)]

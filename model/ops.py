@@ -34,6 +34,16 @@ def im2col(xp, k, out_h, out_w):
 CHUNK = 8  # images per patch matrix: small enough to stay in cache for its GEMM
 
 
+def conv_output_size(size, kernel, padding):
+    """Output length of a stride-1 convolution along one spatial axis."""
+    return size + 2 * padding - kernel + 1
+
+
+def batch_chunks(n, size=CHUNK):
+    """(start, end) slices of a batch of n, `size` images each (the last may be shorter)."""
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
 def conv_chunk(xp, weight, bias, out):
     """Convolve a few padded images into `out` (n, out_h, out_w, filters)."""
     cols = im2col(xp, weight.shape[0], out.shape[1], out.shape[2])
@@ -48,9 +58,10 @@ def conv2d(x, weight, bias, padding):
     k = weight.shape[0]
     n, h, w, _ = x.shape
     xp = pad_hw(x, padding)
-    out = np.empty((n, h + 2 * padding - k + 1, w + 2 * padding - k + 1, weight.shape[-1]), x.dtype)
-    for s in range(0, n, CHUNK):
-        conv_chunk(xp[s:s + CHUNK], weight, bias, out[s:s + CHUNK])
+    out = np.empty((n, conv_output_size(h, k, padding), conv_output_size(w, k, padding), weight.shape[-1]),
+                   x.dtype)
+    for s, e in batch_chunks(n):
+        conv_chunk(xp[s:e], weight, bias, out[s:e])
     return out
 
 

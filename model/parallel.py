@@ -8,27 +8,61 @@ parallelism do not fight over the same cores: the trainer wraps its loop in
 `blas_single_threaded()`.
 """
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from threadpoolctl import threadpool_limits
 
-WORKERS = max(1, min(int(os.environ.get("DIGITDRAW_THREADS", os.cpu_count() or 1)), 8))
-_pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="chunk") if WORKERS > 1 else None
+
+def usable_cpus():
+    """CPUs this process may run on: its affinity mask (taskset, a container's
+    cpuset), which `os.cpu_count()` ignores; counting the host's CPUs would
+    start threads that only queue for the same cores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on macOS or Windows
+        return os.cpu_count() or 1
+
+
+WORKERS = max(1, min(int(os.environ.get("DIGITDRAW_THREADS", usable_cpus())), 8))
+
+# Created on first use, per process: a forked child inherits the parent's pool
+# object but not its threads, and would wait forever on work nobody runs.
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool():
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _executor():
+    global _pool
+    if WORKERS == 1:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="chunk")
+        return _pool
 
 
 def blas_single_threaded():
     """Context manager: one BLAS thread while the chunk pool provides parallelism."""
-    return threadpool_limits(limits=1 if _pool is not None else None, user_api="blas")
+    return threadpool_limits(limits=1 if WORKERS > 1 else None, user_api="blas")
 
 
-def halves(n):
-    """One contiguous batch slice per worker, for elementwise layers."""
-    step = -(-n // WORKERS)
+def worker_slices(n):
+    """One contiguous batch slice per pool thread, for elementwise layers."""
+    step = max(1, -(-n // WORKERS))
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
 def map_chunks(fn, chunks):
     """fn over chunks, results in chunk order (deterministic reductions)."""
-    if _pool is None or len(chunks) == 1:
+    if WORKERS == 1 or len(chunks) == 1:
         return [fn(c) for c in chunks]
-    return list(_pool.map(fn, chunks))
+    return list(_executor().map(fn, chunks))

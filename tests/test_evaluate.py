@@ -12,6 +12,7 @@ import pytest
 
 from model import datasets, evaluate, idx, modelfile
 from model.inference import load_model
+from tests.mnist_data import require_mnist, require_module
 
 N_TEST, N_RIGHT = 60, 41
 TINY_INPUT = {"shape": [28, 28, 1], "layout": "NHWC", "scale": 255.0, "mean": 0.1307, "std": 0.3081}
@@ -174,7 +175,7 @@ def png_size(path):
 
 
 def test_plots_are_written(tmp_path, data_dir, capsys):
-    pytest.importorskip("matplotlib", reason="matplotlib (the 'plot' extra) is not installed")
+    require_module("matplotlib", "matplotlib (the 'plot' extra) is not installed")
     model = save_tiny_model(tmp_path / "with_history.npz", history=HISTORY)
     plots = tmp_path / "plots"
     code, out, err = run([model, "--data", data_dir, "--plot", plots], capsys)
@@ -188,7 +189,7 @@ def test_plots_are_written(tmp_path, data_dir, capsys):
 
 
 def test_plots_skip_missing_history_and_errors(model_path, tmp_path, capsys):
-    pytest.importorskip("matplotlib", reason="matplotlib (the 'plot' extra) is not installed")
+    require_module("matplotlib", "matplotlib (the 'plot' extra) is not installed")
     images = np.random.default_rng(9).integers(0, 256, (8, 28, 28), dtype=np.uint8)
     perfect = tmp_path / "perfect"
     perfect.mkdir()
@@ -212,9 +213,8 @@ def test_most_confident_errors_order():
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(datasets.mnist_dir_from_env() is None,
-                    reason="real MNIST not found: set MNIST_DIR or put the four files in ../shared/mnist")
 def test_real_mnist_test_set(model_path, capsys):
+    require_mnist()
     mnist = datasets.mnist_dir_from_env()
     code, out, err = run([model_path, "--data", mnist], capsys)
     assert code == 0, err

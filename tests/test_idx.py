@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from model import datasets, download, idx
+from tests.mnist_data import require_mnist, skip_or_fail
 
 
 @pytest.fixture
@@ -251,22 +252,20 @@ def test_mnist_dir_from_env(tmp_path, monkeypatch):
 # --- the real MNIST ------------------------------------------------------------------------
 
 MNIST_DIR = datasets.mnist_dir_from_env()
-needs_mnist = pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST not found: set MNIST_DIR or "
-                                                           "put the four files in ../shared/mnist")
 
 
 def published_checksums():
     """The SHA-256 table from shared/mnist/README.md, an independent copy of the constants."""
     readme = os.path.join(MNIST_DIR, "README.md")
     if not os.path.isfile(readme):
-        pytest.skip(f"no README.md with checksums beside the MNIST files in {MNIST_DIR}")
+        skip_or_fail(f"no README.md with checksums beside the MNIST files in {MNIST_DIR}")
     rows = re.findall(r"^\|\s*(\S+\.gz)\s*\|.*\|\s*([0-9a-f]{64})\s*\|$", Path(readme).read_text(), re.M)
     return dict(rows)
 
 
 @pytest.mark.mnist
-@needs_mnist
 def test_real_mnist_shapes_and_checksums():
+    require_mnist()
     data = datasets.load_mnist(MNIST_DIR)
     assert data["train_images"].shape == (60000, 28, 28) and data["train_images"].dtype == np.uint8
     assert data["train_labels"].shape == (60000,) and data["train_labels"].dtype == np.uint8

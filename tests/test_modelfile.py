@@ -1,6 +1,7 @@
 """The .npz format: round trip, and refusal of every kind of altered file."""
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -12,6 +13,7 @@ from model.modelfile import ModelFileError
 
 ARCH = [{"type": "conv2d", "filters": 2, "kernel": 3, "padding": 1}, {"type": "maxpool2d", "size": 2},
         {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 10}]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT = {"shape": [28, 28, 1], "layout": "NHWC", "scale": 255.0, "mean": 0.1307, "std": 0.3081}
 
 
@@ -60,7 +62,7 @@ def test_loaded_model_predicts_probabilities(saved):
     assert np.all(p >= 0)
 
 
-def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+def test_save_refuses_nonsense_before_touching_the_file(tmp_path):
     path = tmp_path / "m.npz"
     modelfile.save(path, {"architecture": ARCH, "input": INPUT}, make_params())
     bad = make_params()
@@ -70,6 +72,61 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
         modelfile.save(path, {"architecture": [{"type": "nonsense"}], "input": INPUT}, bad)
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+CRASH_MID_WRITE = """
+import resource, signal, sys
+import numpy as np
+from model import modelfile
+from tests.test_modelfile import ARCH, INPUT, make_params
+path, big = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (big, big))
+arch = ARCH[:-1] + [{"type": "dense", "units": 200}]  # a model far larger than the limit
+shapes, _ = modelfile.param_shapes(arch, INPUT["shape"])
+params = {k: np.ones(s, np.float32) for k, s in shapes.items()}
+try:
+    modelfile.save(path, {"architecture": arch, "input": INPUT}, params)
+except OSError as exc:
+    print("write failed:", exc)
+"""
+
+
+def test_a_write_that_fails_midway_leaves_the_old_model_and_no_temp_file(tmp_path):
+    """A real failed write (the file-size limit, as a full disk): the temp file had
+    been created and partly written when it failed. The old model must still load."""
+    import subprocess
+    import sys
+    path = tmp_path / "m.npz"
+    params = make_params()
+    modelfile.save(path, {"name": "old", "architecture": ARCH, "input": INPUT}, params)
+    original = path.read_bytes()
+    limit = len(original) * 4  # the old file fits; the new one (300 kB of weights) does not
+    result = subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(path), str(limit)],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("write failed:"), result.stdout
+    assert path.read_bytes() == original
+    assert modelfile.load(path)[0]["name"] == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_float64_parameters_are_saved_as_the_float32_they_hash_to(tmp_path):
+    """Save what you hash: float64 arrays are written as float32, and the recorded
+    digest is of those, so the file loads instead of being refused as altered."""
+    path = tmp_path / "m.npz"
+    params64 = {k: v.astype(np.float64) / 3 for k, v in make_params().items()}
+    meta = modelfile.save(path, {"architecture": ARCH, "input": INPUT}, params64)
+    loaded_meta, loaded = modelfile.load(path)
+    assert loaded_meta["weights_sha256"] == meta["weights_sha256"]
+    for k, v in params64.items():
+        assert loaded[k].dtype == np.float32
+        np.testing.assert_array_equal(loaded[k], v.astype(np.float32))
+
+
+def test_saved_file_is_readable_by_others(saved):
+    path, _ = saved
+    assert path.stat().st_mode & 0o644 == 0o644  # a server running as another user can load it
 
 
 @pytest.mark.parametrize("change,message", [

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from app.preprocess import MAX_WORK_SIDE, BlankImageError, ink_map, preprocess, stroke_width
-from tests.mnist_data import mnist
+from tests.mnist_data import mnist, require_trained
 from tools import strokes
 
 
@@ -392,10 +392,7 @@ def test_font_paths_stay_on_the_canvas(variant):
 
 def _shipped_model():
     from model.inference import load_model
-    model = load_model()
-    if model.identity["name"].startswith("placeholder"):
-        pytest.skip("the shipped model is still the random placeholder: fidelity is meaningless")
-    return model
+    return require_trained(load_model())
 
 
 @pytest.mark.mnist

@@ -13,8 +13,9 @@ from model.train import with_classes
 from tools.pendata import CALIBRATION, HOLDOUT
 from tests.mnist_data import mnist
 
-# The product's floor on MNIST test (the issue that added pen data kept it at 99.5%).
-REQUIRED_ACCURACY = 0.995
+# The product's floor, fixed here and not read from the file: the shipped model
+# must get at least 99.5% of the 10,000 MNIST test digits right.
+PRODUCT_FLOOR = 0.995
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,6 @@ def test_shipped_model_meta_describes_how_it_was_made(shipped):
     calibration = meta["not_digit"]
     assert 0.05 <= calibration["threshold"] <= 0.9
     assert set(calibration["calibration_set"]["institutions"]) == set(CALIBRATION)
-    assert meta["test_accuracy"] >= REQUIRED_ACCURACY
     assert len(meta["history"]) == meta["training"]["epochs"]
     assert meta["weights_sha256"] == modelfile.weights_sha256(modelfile.load(DEFAULT_MODEL_PATH)[1])
 
@@ -46,8 +46,8 @@ def test_shipped_model_test_accuracy(shipped):
     data = mnist()
     probs = np.concatenate([shipped.predict_proba(data["test_images"][i:i + 1000]) for i in range(0, 10000, 1000)])
     accuracy = float(np.mean(probs.argmax(axis=1) == data["test_labels"]))
-    assert accuracy >= REQUIRED_ACCURACY
-    assert accuracy == pytest.approx(shipped.meta["test_accuracy"], abs=1e-4)  # meta tells the truth
+    assert accuracy >= PRODUCT_FLOOR, f"{accuracy:.4f} on MNIST test, below the product's floor"
+    assert accuracy == pytest.approx(shipped.meta["test_accuracy"], abs=1e-4)  # and the file reports it honestly
 
 
 def test_batch_and_single_predictions_agree(shipped):
@@ -61,7 +61,7 @@ def test_batch_and_single_predictions_agree(shipped):
 def test_inference_imports_no_training_code():
     code = ("import sys, model.inference as m; m.load_model(); "
             "bad = [n for n in sys.modules if n.startswith('model.') and n not in "
-            "('model.inference', 'model.modelfile', 'model.ops')]; print(bad)")
+            "('model.inference', 'model.modelfile', 'model.architecture', 'model.ops')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
