@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # digitdraw: the page and the /predict API under gunicorn.
 #   docker build -t digitdraw .
 #   docker run --rm -p 8000:8000 digitdraw
@@ -7,6 +5,9 @@
 #
 # Two stages so that nothing used to build (source tree, build backend, caches)
 # reaches the image that runs: the final stage only ever sees the wheel.
+#
+# No `# syntax=` line: BuildKit's built-in Dockerfile frontend (Docker >= 20.10)
+# has RUN --mount, and without that line a build fetches no frontend image.
 
 FROM python:3.11.11-slim-bookworm AS build
 
@@ -36,10 +37,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     WEB_CONCURRENCY=2
 
-# The wheel is bind-mounted from the build stage, not copied, so it leaves no
-# layer behind; binary wheels only, since this stage has no compiler.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m pip install --only-binary=:all: /wheels/*.whl \
+# Dependencies exactly as pinned in requirements.lock, each file checked against
+# its hash (`make lock` refreshes it), then the wheel alone (--no-deps): an image
+# built next year holds the same packages. Both are bind-mounted, not copied, so
+# they leave no layer behind; binary wheels only, since this stage has no compiler.
+RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m pip install --require-hashes --only-binary=:all: -r /tmp/requirements.lock \
+    && python -m pip install --no-deps --only-binary=:all: /wheels/*.whl \
     && useradd --system --uid 10001 --user-group --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin digitdraw
 

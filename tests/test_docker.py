@@ -1,7 +1,8 @@
 """The container image, proven without a Docker engine.
 
-No Docker daemon runs where the suite runs, so the image is checked in three
-ways: hadolint lints the Dockerfile; its instructions are parsed and held to the
+tests/test_docker_engine.py builds and runs the image under a real dockerd;
+these checks need none, so they run everywhere and fast. The image is checked
+in three ways: hadolint lints the Dockerfile; its instructions are parsed and held to the
 hardening rules (pinned base, multi-stage, non-root, curl-free healthcheck);
 and the slow test replays what the image does (wheel built from the Docker
 build context, installed into a fresh virtualenv, started with the exact CMD
