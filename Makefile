@@ -16,6 +16,7 @@ help:
 	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
+	@echo "make bench-attack normal latency beside latency under 64 slow-body + 64 idle clients"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +54,8 @@ soak: venv
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+
+# Slow and idle clients (issue 13): ARGS="--duration 10" etc. pass through.
+.PHONY: bench-attack
+bench-attack: venv
+	$(PY) -m bench.attack $(ARGS)

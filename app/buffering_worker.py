@@ -210,7 +210,9 @@ class BufferingThreadWorker(ThreadWorker):
         if now < self.next_reap:
             return
         self.next_reap = now + REAP_INTERVAL_S
-        for reading in [r for r in self.readings if r.deadline <= now]:
+        # A stopping worker waits for requests already arriving, not for idle
+        # connections that may never send one.
+        for reading in [r for r in self.readings if r.deadline <= now or not (self.alive or r.started)]:
             if reading.started:
                 self.refuse(reading, 408, f"The request was not received within {self.read_timeout:g} "
                                           "seconds; send it again on a better connection.")

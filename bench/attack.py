@@ -19,7 +19,10 @@ twice a second on a new connection, as Docker's HEALTHCHECK does (it counts as
 healthy when the answer comes within the HEALTHCHECK's 5 s timeout).
 
 Every normal request waits up to --request-timeout (30 s) for its answer; one
-that gets none counts as unanswered. Loopback only; bounded in time
+that gets none counts as unanswered. "CPU ms/req" is the server's CPU time
+(master and workers, from /proc) per answered normal request in each phase:
+on a shared machine latencies follow the neighbours' load, this does not, and
+its growth under attack is what the attackers cost the server. Loopback only; bounded in time
 (at most 2 x 60 s of load) and in connections (at most 512 attackers).
 """
 import argparse
@@ -87,8 +90,8 @@ class Attack:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.port), timeout=10)
-        except (OSError, asyncio.TimeoutError):
-            self.events[f"{kind}: connect failed"] += 1
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.events[f"{kind}: connect failed ({type(exc).__name__})"] += 1
             await asyncio.sleep(0.5)
             return None
         self.events[f"{kind}: connections opened"] += 1
@@ -172,8 +175,11 @@ def probe_healthz(port, stop, timeout_s, results):
         stop.wait(max(0.0, PROBE_INTERVAL_S - (time.perf_counter() - started)))
 
 
-def run_phase(port, png, clients, duration_s, timeout_s):
-    """Normal load for duration_s: closed-loop /predict clients plus the healthz prober."""
+def run_phase(server, png, clients, duration_s, timeout_s):
+    """Normal load for duration_s: closed-loop /predict clients plus the healthz prober;
+    also the server's CPU seconds spent meanwhile."""
+    port = server.port
+    cpu_before = server.cpu_seconds()
     stop = threading.Event()
     probes = []
     prober = threading.Thread(target=probe_healthz, args=(port, stop, timeout_s, probes), daemon=True)
@@ -182,7 +188,7 @@ def run_phase(port, png, clients, duration_s, timeout_s):
                     duration_s=duration_s, timeout_s=timeout_s)
     stop.set()
     prober.join(timeout_s + 5)
-    return load, probes
+    return load, probes, server.cpu_seconds() - cpu_before
 
 
 def row(phase, route, latencies_s, sent, answered_2xx):
@@ -192,26 +198,29 @@ def row(phase, route, latencies_s, sent, answered_2xx):
             "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": float(lat_ms.max()) if len(lat_ms) else float("nan")}
 
 
-def summarize(phase, load, probes):
+def summarize(phase, load, probes, cpu_s):
     predict_ok = load.statuses.get(200, 0)
     predict_sent = load.requests + sum(load.transport_errors.values())
     probe_ok = [lat for status, lat in probes if status == 200]
     healthy = sum(1 for lat in probe_ok if lat <= HEALTHCHECK_TIMEOUT_S)
     predict = row(phase, "predict", load.latencies_s, predict_sent, predict_ok)
     predict["rps"] = load.rps
+    # Server CPU per answered request: unlike latency, barely moved by the neighbours' load.
+    predict["cpu_ms"] = cpu_s * 1000 / max(1, predict_ok + len(probe_ok))
     healthz = row(phase, "healthz", probe_ok, len(probes), len(probe_ok))
-    healthz["rps"] = float("nan")
+    healthz["rps"] = healthz["cpu_ms"] = float("nan")
     healthz["healthy"] = f"{healthy}/{len(probes)}"
     return [predict, healthz]
 
 
 def print_table(rows):
     print(f"\n{'phase':<7} {'route':<8} {'sent':>6} {'200 OK':>7} {'failed':>7} {'req/s':>7} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  healthcheck<5s")
+          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'CPU ms/req':>10}  healthcheck<5s")
     for r in rows:
         rps = "" if r["rps"] != r["rps"] else f"{r['rps']:.1f}"
+        cpu = "" if r["cpu_ms"] != r["cpu_ms"] else f"{r['cpu_ms']:.1f}"
         print(f"{r['phase']:<7} {r['route']:<8} {r['sent']:>6} {r['ok']:>7} {r['unanswered']:>7} {rps:>7} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}  {r.get('healthy', '')}")
+              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {cpu:>10}  {r.get('healthy', '')}")
     by_route = {(r["phase"], r["route"]): r for r in rows}
     print(f"\n{'route':<8} {'p50 attack/normal':>18} {'p99 attack/normal':>18}")
     for route in ("predict", "healthz"):
@@ -256,14 +265,13 @@ def main(argv=None):
         print(f"load: {args.clients} /predict clients + healthz probe every {PROBE_INTERVAL_S}s; "
               f"attack: {args.slow} slow-body (1 byte/s) + {args.idle} idle connections; "
               f"{args.duration}s per phase; cpus={os.cpu_count()} loadavg={load_before:.2f}", flush=True)
-        load, probes = run_phase(server.port, png, args.clients, args.duration, args.request_timeout)
-        rows += summarize("normal", load, probes)
+        rows += summarize("normal", *run_phase(server, png, args.clients, args.duration, args.request_timeout))
         with Attack(server.port, args.slow, args.idle) as attack:
             open_at_start = dict(attack.open_now)
-            load, probes = run_phase(server.port, png, args.clients, args.duration, args.request_timeout)
+            attacked = run_phase(server, png, args.clients, args.duration, args.request_timeout)
             threads = thread_count([server.proc.pid, *server.worker_pids()])
             open_at_end = dict(attack.open_now)
-        rows += summarize("attack", load, probes)
+        rows += summarize("attack", *attacked)
         attack_report = (attack, open_at_start, open_at_end, threads)
         alive = server.proc.poll() is None
 
