@@ -22,9 +22,11 @@ thread, and is cut off by deadlines:
 - gunicorn's `worker_connections`: connections a worker holds at once, of
   every kind; past it the worker stops accepting and new connections wait in
   the listen backlog (`backlog`), then are refused by the kernel.
-- READ_BUFFER_BYTES (default 64 MiB): bytes of unfinished requests a worker
-  buffers at once; past it the loop stops reading the connections that push
-  it over until earlier requests are done (their deadline keeps running).
+- READ_BUFFER_BYTES (default 64 MiB): bytes of requests a worker holds before
+  a thread takes them up (arriving, or complete and waiting for a thread);
+  past it the loop stops reading the connections that push it over until
+  earlier requests are taken (their deadline keeps running), always letting
+  one go on so that something completes.
 - The app's MAX_BODY_BYTES: a longer body is refused with 413 before it is read;
   header sections over MAX_HEADER_BYTES get 431.
 
@@ -113,7 +115,9 @@ class BufferingThreadWorker(ThreadWorker):
         self.max_body_bytes = app_settings.from_env()["MAX_BODY_BYTES"]
         self.readings = set()
         self.paused = deque()
-        self.buffered = 0
+        self.buffered = 0          # bytes of every request not yet taken up by a thread
+        self.queued = 0            # of which, complete requests waiting for a thread
+        self.privileged = None     # the one reading that goes on over budget (see pause)
         self.next_reap = 0.0
         self.buffering = not self.cfg.is_ssl and self.cfg.http2_cleartext in (None, "off")
 
@@ -173,8 +177,11 @@ class BufferingThreadWorker(ThreadWorker):
 
     def hand_to_thread(self, reading):
         conn = reading.conn
-        self.leave_loop(reading)
+        # Its bytes stay counted in the budget until a thread takes them (see
+        # handle): requests queued for a thread are held in memory too.
+        self.leave_loop(reading, release_bytes=False)
         conn.prebuffered = bytes(reading.frame.data)
+        self.queued += len(conn.prebuffered)
         conn.data_ready = True  # gthread must not wait for more bytes first
         super().enqueue_req(conn)
 
@@ -182,6 +189,7 @@ class BufferingThreadWorker(ThreadWorker):
         """In a thread: put the buffered request where gunicorn's parser reads first."""
         data, conn.prebuffered = getattr(conn, "prebuffered", None), None
         if data is not None:
+            self.method_queue.defer(self.release_bytes, len(data), True)
             conn.sock.setblocking(True)
             conn.init()
             conn.parser.unreader.unread(data)
@@ -190,18 +198,31 @@ class BufferingThreadWorker(ThreadWorker):
     # -- limits ----------------------------------------------------------------
 
     def pause(self, reading):
-        """Stop reading a connection while the worker's buffer budget is spent."""
+        """Stop reading a connection while the worker's buffer budget is spent.
+
+        Threads taking up queued requests free the budget again. With none
+        queued, one reading goes on regardless, so that some request always
+        completes: memory stays within the budget plus one request.
+        """
+        if reading is self.privileged:
+            return
+        if not self.queued and self.privileged not in self.readings:
+            self.privileged = reading
+            return
         self.poller.unregister(reading.conn.sock)
         reading.paused = True
         self.paused.append(reading)
 
     def resume_paused(self):
-        while self.paused and self.buffered <= self.read_buffer_bytes:
+        while self.paused and (self.buffered <= self.read_buffer_bytes or
+                               (not self.queued and self.privileged not in self.readings)):
             reading = self.paused.popleft()
             if reading in self.readings and reading.paused:
                 reading.paused = False
                 self.poller.register(reading.conn.sock, selectors.EVENT_READ,
                                      partial(self.on_request_bytes, reading))
+                if self.buffered > self.read_buffer_bytes:
+                    self.privileged = reading
 
     def murder_pending(self):
         """Called by gthread's loop at least once a second: also cut off expired requests."""
@@ -241,16 +262,25 @@ class BufferingThreadWorker(ThreadWorker):
         except OSError:
             pass
 
-    def leave_loop(self, reading):
+    def release_bytes(self, size, queued=False):
+        """On the loop's thread: bytes no longer held for a request; read on."""
+        self.buffered -= size
+        if queued:
+            self.queued -= size
+        self.resume_paused()
+
+    def leave_loop(self, reading, release_bytes=True):
         self.readings.discard(reading)
-        self.buffered -= len(reading.frame)
+        if reading is self.privileged:
+            self.privileged = None
         if not reading.paused:
             try:
                 self.poller.unregister(reading.conn.sock)
             except (KeyError, ValueError, OSError):
                 pass
         reading.paused = False
-        self.resume_paused()
+        if release_bytes:
+            self.release_bytes(len(reading.frame))
 
     def drop(self, reading):
         self.leave_loop(reading)

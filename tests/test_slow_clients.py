@@ -219,6 +219,26 @@ def test_a_body_over_the_limit_is_refused_before_it_is_sent(tmp_path):
 
 
 @pytest.mark.slow
+def test_requests_larger_together_than_the_read_buffer_are_all_served(tmp_path):
+    """Six 100 kB uploads arriving at once against a 50 kB budget: reading pauses
+    and resumes, and every one of them is answered (none waits for a 408)."""
+    body = canvas_png() + bytes(100_000)
+    with gunicorn(tmp_path, WEB_CONCURRENCY="1", THREADS="1", READ_BUFFER_BYTES="50000",
+                  READ_TIMEOUT="60") as server, ExitStack() as stack:
+        uploads = [stack.enter_context(slow_body(server.port, announced=len(body), sent=body[:30_000]))
+                   for _ in range(6)]
+        for sock in uploads:
+            sock.sendall(body[30_000:])
+        answers = []
+        for sock in uploads:
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            answers.append((response.status, json.loads(response.read())))
+        assert [status for status, _ in answers] == [200] * 6
+        assert all(answer["digit"] == 7 for _, answer in answers)
+
+
+@pytest.mark.slow
 def test_connections_beyond_max_connections_wait_outside_the_worker(tmp_path):
     """A flood of connections is bounded by MAX_CONNECTIONS per worker, not by
     memory; once they go, the server serves as before."""
