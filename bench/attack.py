@@ -271,19 +271,22 @@ def main(argv=None):
             attacked = run_phase(server, png, args.clients, args.duration, args.request_timeout)
             threads = thread_count([server.proc.pid, *server.worker_pids()])
             open_at_end = dict(attack.open_now)
+            # What happened during the measured phase, not while shutting down.
+            events = Counter(attack.events)
+            held_s = {kind: list(held) for kind, held in attack.held_s.items()}
         rows += summarize("attack", *attacked)
-        attack_report = (attack, open_at_start, open_at_end, threads)
+        attack_report = (events, held_s, open_at_start, open_at_end, threads)
         alive = server.proc.poll() is None
 
     print_table(rows)
-    attack, open_at_start, open_at_end, threads = attack_report
+    events, held_s, open_at_start, open_at_end, threads = attack_report
     print(f"\nattackers' connections open after 1 s: {open_at_start}; at the end: {open_at_end}; "
           f"server threads at the end: {threads}")
-    for kind, held in attack.held_s.items():
+    for kind, held in held_s.items():
         if held:
             print(f"  {kind}: server cut {len(held)} connections, median held {statistics.median(held):.1f}s, "
                   f"max {max(held):.1f}s")
-    for event, count in sorted(attack.events.items()):
+    for event, count in sorted(events.items()):
         print(f"  {event}: {count}")
     print(f"loadavg before {load_before:.2f}, after {os.getloadavg()[0]:.2f}; server still running: {alive}")
     failed = sum(r["unanswered"] for r in rows)
