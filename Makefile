@@ -38,6 +38,9 @@ help:
 	@echo "make venv         create .venv and install the project with its test tools"
 	@echo "make clean        remove .venv, build output, caches and test artifacts"
 	@echo "make fuzz-long    the fuzz suite with 25x the examples, freshly random (HYPOTHESIS_PROFILE=long)"
+	@echo "make bench-attack normal latency beside latency under 64 slow-body + 64 idle clients"
+	@echo "make lock         re-pin the runtime dependencies with hashes into requirements.lock (uv pip compile)"
+	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -105,11 +108,7 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
 
 # ---- pinned runtime dependencies (requirements.lock, used by the Dockerfile)
-.PHONY: lock test-docker help-lock
-help: help-lock
-help-lock:
-	@echo "make lock       re-pin the runtime dependencies with hashes into requirements.lock (uv pip compile)"
-	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
+.PHONY: lock test-docker
 
 # Python 3.11 and Linux: what the Dockerfile's base image runs. Every file of each
 # pinned release gets its hash, so the lock serves amd64 and arm64 builds alike.
@@ -123,3 +122,7 @@ lock: venv
 
 test-docker: venv
 	$(PY) -m pytest -m docker $(PYTEST_ARGS)
+# Slow and idle clients: ARGS="--duration 10" etc. pass through.
+.PHONY: bench-attack
+bench-attack: venv
+	$(PY) -m bench.attack $(ARGS)

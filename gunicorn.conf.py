@@ -1,7 +1,9 @@
 """gunicorn settings for digitdraw: `gunicorn --config gunicorn.conf.py 'app:create_app()'`.
 
-Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (1),
-TIMEOUT (30 s), LOG_LEVEL (info).
+Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (4),
+TIMEOUT (30 s), LOG_LEVEL (info); for slow and idle clients (see the block at
+the end and docs/deployment.md) READ_TIMEOUT (20 s), KEEPALIVE (5 s),
+MAX_CONNECTIONS (1000 per worker), READ_BUFFER_BYTES (64 MiB per worker).
 """
 import os
 
@@ -40,7 +42,6 @@ def _int_env(*names, default):
 bind = f"{os.environ.get('HOST', '').strip() or '0.0.0.0'}:{_int_env('PORT', default=8000)}"
 # Inference is CPU-bound NumPy: one single-threaded worker per core.
 workers = _int_env("WEB_CONCURRENCY", "WORKERS", default=_cpu_count())
-threads = _int_env("THREADS", default=1)
 
 # Load the model once in the master; forked workers share its memory.
 preload_app = True
@@ -48,7 +49,6 @@ preload_app = True
 # A prediction takes milliseconds; 30 s only catches a stuck worker.
 timeout = _int_env("TIMEOUT", default=30)
 graceful_timeout = 20
-keepalive = 5
 
 # Recycle workers now and then (cheap with preload) to bound any slow leak.
 max_requests = 2000
@@ -74,3 +74,29 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # No runtime-control socket in $HOME (gunicorn >= 25): nothing uses it here and
 # a read-only or foreign home directory in a container must not matter.
 control_socket_disable = True
+
+
+# --- Slow and idle clients (issue 13; docs/deployment.md, "What the server withstands") ---
+# The image is meant to face clients directly, with no buffering proxy in
+# front. Sync workers read a request in the worker that serves it, so eight
+# connections announcing a body they never send stopped both workers. This
+# worker is gunicorn's gthread whose selector loop also reads every request
+# whole (headers and body, with the deadlines below) before one of the
+# threads runs the app: slow clients cost a socket each, never a thread.
+worker_class = "app.buffering_worker.BufferingThreadWorker"
+# Threads per worker run the app. Predictions are CPU-bound, so more threads
+# do not add throughput; a few let /healthz and the page in between them
+# (measured with `make bench-attack`, see docs/deployment.md).
+threads = _int_env("THREADS", default=4)
+# Seconds a connection may sit idle before (or between) requests.
+keepalive = _int_env("KEEPALIVE", default=5)
+# Connections per worker, idle, arriving or being served; past it the worker
+# stops accepting and new ones wait in the kernel's listen backlog.
+worker_connections = _int_env("MAX_CONNECTIONS", default=1000)
+backlog = 2048
+# READ_TIMEOUT (seconds to send a whole request, from its first byte) and
+# READ_BUFFER_BYTES (unfinished requests buffered per worker) are read by
+# the worker itself (app/buffering_worker.py); checked here so that a typo
+# stops the server at start rather than in every worker.
+_int_env("READ_TIMEOUT", default=20)
+_int_env("READ_BUFFER_BYTES", default=64 * 1024 * 1024)

@@ -125,6 +125,9 @@ def main(argv=None):
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients (default 1,8,32)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if WRK else "python")
+    parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
+                        help="extra gunicorn argument for both servers, to compare a setting "
+                             "(e.g. --gunicorn-arg=--worker-class=sync); repeatable")
     args = parser.parse_args(argv)
     clients_list = [int(c) for c in args.clients.split(",")]
     if args.client == "wrk" and not WRK:
@@ -139,11 +142,13 @@ def main(argv=None):
     scripts = {route: lua_script(scratch.name, route, body_path) for route in ("predict", "healthz")}
     load_before = os.getloadavg()
     print(f"client={args.client} workers={args.workers} duration={args.duration}s repeats={args.repeats} "
-          f"cpus={os.cpu_count()} loadavg={load_before[0]:.2f} body={len(png)} B (280x280 canvas PNG)")
+          f"cpus={os.cpu_count()} loadavg={load_before[0]:.2f} body={len(png)} B (280x280 canvas PNG)"
+          f"{' gunicorn args: ' + ' '.join(args.gunicorn_arg) if args.gunicorn_arg else ''}")
 
     runs = {}
-    with Gunicorn(workers=args.workers) as app_server, \
-            Gunicorn("bench.bare_app:create_bare_app()", workers=args.workers) as bare_server:
+    with Gunicorn(workers=args.workers, extra_args=args.gunicorn_arg) as app_server, \
+            Gunicorn("bench.bare_app:create_bare_app()", workers=args.workers,
+                     extra_args=args.gunicorn_arg) as bare_server:
         check_equivalent(app_server.port, bare_server.port, png)
         servers = {"app": app_server, "bare": bare_server}
         started = time.monotonic()

@@ -1,0 +1,134 @@
+"""RequestFrame: the buffering worker hands a request to the app exactly when
+its last byte has arrived, however the bytes are split, and refuses what is
+over the limits before buffering it."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.request_framing import Frame, RequestFrame
+
+PNG_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+
+
+def frame(max_header=64 * 1024, max_body=5 * 1024 * 1024):
+    return RequestFrame(max_header, max_body)
+
+
+def feed_all(request, pieces):
+    """Feed `request` split into `pieces`; the verdict after each piece."""
+    f = frame()
+    return f, [f.feed(piece) for piece in pieces]
+
+
+def split(data, cuts):
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in zip(points, points[1:])]
+
+
+def chunked(body, sizes):
+    out, at = b"", 0
+    for size in sizes:
+        piece = body[at:at + size]
+        if not piece:
+            break
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        at += len(piece)
+    if at < len(body):
+        out += f"{len(body) - at:X};ext=1\r\n".encode() + body[at:] + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def test_a_request_without_body_is_complete_at_the_blank_line():
+    f = frame()
+    assert f.feed(b"GET /healthz HTTP/1.1\r\nHost: x\r\n") is Frame.NEED_MORE
+    assert f.feed(b"\r\n") is Frame.COMPLETE
+
+
+def test_a_body_is_awaited_to_its_declared_length():
+    f = frame()
+    assert f.feed(PNG_HEAD + b"Content-Length: 5\r\n\r\nabc") is Frame.NEED_MORE
+    assert f.feed(b"d") is Frame.NEED_MORE
+    assert f.feed(b"e") is Frame.COMPLETE
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.binary(max_size=3000), cuts=st.lists(st.integers(min_value=0), max_size=12),
+       use_chunks=st.booleans(), sizes=st.lists(st.integers(1, 700), max_size=6))
+def test_complete_exactly_at_the_last_byte_however_split(body, cuts, use_chunks, sizes):
+    if use_chunks:
+        request = PNG_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body, sizes)
+    else:
+        request = PNG_HEAD + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    f, verdicts = feed_all(request, split(request, cuts))
+    assert verdicts[-1] is Frame.COMPLETE
+    assert all(v is Frame.NEED_MORE for v in verdicts[:-1])
+    assert bytes(f.data) == request
+
+
+def test_chunked_body_with_trailers():
+    f = frame()
+    assert f.feed(PNG_HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n") is Frame.NEED_MORE
+    assert f.feed(b"\r\n") is Frame.COMPLETE
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_arrives():
+    f = frame(max_body=1000)
+    assert f.feed(PNG_HEAD + b"Content-Length: 1001\r\n\r\n") is Frame.BODY_TOO_LARGE
+    assert frame(max_body=1000).feed(PNG_HEAD + b"Content-Length: 1000\r\n\r\n") is Frame.NEED_MORE
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_it_grows():
+    f = frame(max_body=1000)
+    assert f.feed(PNG_HEAD + b"Transfer-Encoding: chunked\r\n\r\n") is Frame.NEED_MORE
+    assert f.feed(b"200\r\n" + b"a" * 0x200 + b"\r\n") is Frame.NEED_MORE
+    assert f.feed(b"200\r\n") is Frame.BODY_TOO_LARGE
+
+
+def test_tiny_chunks_cannot_multiply_the_memory_limit():
+    f = frame(max_body=1000)
+    f.feed(PNG_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    verdict = Frame.NEED_MORE
+    while verdict is Frame.NEED_MORE and len(f) < 100_000:
+        verdict = f.feed(b"1\r\na\r\n")
+    assert verdict is Frame.BODY_TOO_LARGE
+    assert len(f) <= 2 * 1000 + 1024 + len(PNG_HEAD) + 40
+
+
+def test_endless_headers_are_refused_at_the_header_limit():
+    f = frame(max_header=1024)
+    verdicts = [f.feed(b"X-Filler: " + b"a" * 90 + b"\r\n") for _ in range(12)]
+    assert verdicts[:9] == [Frame.NEED_MORE] * 9
+    assert Frame.HEADERS_TOO_LARGE in verdicts
+
+
+@pytest.mark.parametrize("headers", [
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",   # request smuggling shape
+    b"Content-Length: 5\r\nContent-Length: 6\r\n",
+    b"Content-Length: -5\r\n",
+    b"Content-Length: five\r\n",
+    b"Transfer-Encoding: gzip\r\n",
+])
+def test_framing_gunicorn_refuses_is_handed_over_at_once(headers):
+    """gunicorn's parser answers these 400 from the bytes already here."""
+    assert frame().feed(PNG_HEAD + headers + b"\r\n") is Frame.HANDOFF
+
+
+def test_a_bad_chunk_size_is_handed_over_at_once():
+    f = frame()
+    assert f.feed(PNG_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n") is Frame.HANDOFF
+
+
+def test_expect_continue_is_noted_only_when_a_body_is_coming():
+    with_body = frame()
+    with_body.feed(PNG_HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    assert with_body.expects_continue
+    no_body = frame()
+    assert no_body.feed(b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n") is Frame.COMPLETE
+    assert not no_body.expects_continue
+
+
+def test_pipelined_bytes_after_the_request_stay_in_the_buffer():
+    f = frame()
+    two = b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n"
+    assert f.feed(two) is Frame.COMPLETE
+    assert bytes(f.data) == two
