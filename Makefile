@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -108,7 +108,6 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
 
 # ---- pinned runtime dependencies (requirements.lock, used by the Dockerfile)
-.PHONY: lock test-docker
 
 # Python 3.11 and Linux: what the Dockerfile's base image runs. Every file of each
 # pinned release gets its hash, so the lock serves amd64 and arm64 builds alike.
@@ -123,6 +122,5 @@ lock: venv
 test-docker: venv
 	$(PY) -m pytest -m docker $(PYTEST_ARGS)
 # Slow and idle clients: ARGS="--duration 10" etc. pass through.
-.PHONY: bench-attack
 bench-attack: venv
 	$(PY) -m bench.attack $(ARGS)
