@@ -212,6 +212,9 @@
     }
     showResult(data);
     setStatus(what === "your drawing" ? "" : "Result for " + what + ".");
+    // For feedback.js: the image just answered (the drawing's PNG, or the uploaded file).
+    document.dispatchEvent(new CustomEvent("digitdraw:answer", {
+      detail: { image: body instanceof FormData ? body.get("image") : body, result: data } }));
   }
 
   // ---------------------------------------------------------------- showing answers
@@ -252,6 +255,7 @@
   }
 
   function showIdle() {
+    document.dispatchEvent(new CustomEvent("digitdraw:idle"));
     els.digit.textContent = "";
     els.confidence.textContent = "";
     els.verdict.textContent = idleVerdict;
