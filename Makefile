@@ -16,6 +16,7 @@ help:
 	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
+	@echo "make finetune   export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +54,14 @@ soak: venv
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+
+# ---- corrections (docs/corrections.md): stored corrections -> a fine-tuned model.
+# Writes runs/finetuned.npz; serve it with MODEL_PATH=runs/finetuned.npz make run.
+.PHONY: finetune
+FINETUNE_BASE ?= model/weights/mnist_cnn.npz
+FINETUNE_OUT  ?= runs/finetuned.npz
+FINETUNE_ARGS ?=
+finetune: venv
+	$(PY) -m model.corrections export --out runs/corrections.npz
+	$(PY) -m model.finetune --base $(FINETUNE_BASE) --corrections runs/corrections.npz \
+		--data $(MNIST_DIR) --out $(FINETUNE_OUT) $(FINETUNE_ARGS)
