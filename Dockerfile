@@ -2,6 +2,7 @@
 #   docker build -t digitdraw .
 #   docker run --rm -p 8000:8000 digitdraw
 #   docker run --rm -p 8000:8000 -e MODEL_PATH=/models/x.npz -v "$PWD/models:/models:ro" digitdraw
+#   docker run --rm -p 8000:8000 -v digitdraw-data:/srv/digitdraw/data digitdraw   (corrections kept)
 #
 # Two stages so that nothing used to build (source tree, build backend, caches)
 # reaches the image that runs: the final stage only ever sees the wheel.
@@ -53,6 +54,14 @@ RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
 # site-packages, never from here.
 WORKDIR /srv/digitdraw
 COPY gunicorn.conf.py ./
+
+# Corrections (POST /feedback) go to an SQLite file in DATA_DIR, here relative to
+# the WORKDIR: /srv/digitdraw/data, a volume the server's user owns. Keep them
+# across containers with -v digitdraw-data:/srv/digitdraw/data, or share one
+# PostgreSQL between replicas with -e DATABASE_URL=postgresql://...
+RUN mkdir data && chown 10001:10001 data
+ENV DATA_DIR=data
+VOLUME ["/srv/digitdraw/data"]
 
 # Numeric so that orchestrators (runAsNonRoot) can verify it is not root.
 USER 10001:10001

@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -41,6 +41,7 @@ help:
 	@echo "make bench-attack normal latency beside latency under 64 slow-body + 64 idle clients"
 	@echo "make lock         re-pin the runtime dependencies with hashes into requirements.lock (uv pip compile)"
 	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
+	@echo "make finetune     export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -124,3 +125,13 @@ test-docker: venv
 # Slow and idle clients: ARGS="--duration 10" etc. pass through.
 bench-attack: venv
 	$(PY) -m bench.attack $(ARGS)
+
+# ---- corrections (docs/corrections.md): stored corrections -> a fine-tuned model.
+# Writes runs/finetuned.npz; serve it with MODEL_PATH=runs/finetuned.npz make run.
+FINETUNE_BASE ?= model/weights/mnist_cnn.npz
+FINETUNE_OUT  ?= runs/finetuned.npz
+FINETUNE_ARGS ?=
+finetune: venv
+	$(PY) -m model.corrections export --out runs/corrections.npz
+	$(PY) -m model.finetune --base $(FINETUNE_BASE) --corrections runs/corrections.npz \
+		--data $(MNIST_DIR) --out $(FINETUNE_OUT) $(FINETUNE_ARGS)

@@ -7,8 +7,9 @@ from flask.helpers import get_debug_flag
 
 from model.inference import load_model
 
-from . import api, errors, logs, number_api, pages, security
+from . import api, errors, feedback, logs, number_api, pages, security
 from . import config as settings
+from .store import open_store
 
 
 class DebugRefused(RuntimeError):
@@ -77,9 +78,16 @@ def create_app(config=None):
     logging.getLogger("digitdraw").info(
         {"event": "model_loaded", "path": model.path, **model.identity})
 
+    if app.config["FEEDBACK"]:
+        store = open_store(settings.store_url(app.config))
+        store.close()  # no connection crosses gunicorn's fork; each worker opens its own
+        app.extensions[feedback.STORE_KEY] = store
+        logging.getLogger("digitdraw").info({"event": "corrections_store", "where": store.where})
+
     errors.register(app)
     security.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(number_api.bp)
+    app.register_blueprint(feedback.bp)
     app.register_blueprint(pages.bp)
     return app

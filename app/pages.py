@@ -9,4 +9,5 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     model = current_app.extensions.get("digit_model")
-    return render_template("index.html", model=model.identity if model is not None else None, formats=formats)
+    return render_template("index.html", model=model.identity if model is not None else None, formats=formats,
+                           feedback=current_app.config["FEEDBACK"])

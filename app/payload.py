@@ -29,13 +29,22 @@ _WHITESPACE = re.compile(r"\s+")
 
 def image_bytes(request):
     """Return the image bytes sent with `request`, or raise an ApiError saying what to fix."""
+    return image_and_fields(request)[0]
+
+
+def image_and_fields(request, names=()):
+    """(image bytes, {name: value or None}): the named fields travel the way the image
+    does: multipart form fields, keys of the JSON object, or query parameters beside
+    a raw image body."""
     mimetype = request.mimetype  # lower-cased, parameters stripped
     if mimetype == "multipart/form-data":
-        return _from_multipart(request)
+        data = _from_multipart(request)
+        return data, {name: request.form.get(name) for name in names}
     if mimetype in RAW_IMAGE_TYPES or mimetype == "application/octet-stream":
-        return _from_raw(request)
+        return _from_raw(request), {name: request.args.get(name) for name in names}
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return _from_json(request)
+        data, body = _from_json(request)
+        return data, {name: body.get(name) for name in names}
     if not mimetype and not read_body(request):
         raise BadInput("No image was sent; POST an image file, e.g. curl -F image=@digit.png .../predict.")
     if mimetype.startswith("image/"):
@@ -113,7 +122,7 @@ def _from_json(request):
         raise BadInput('The JSON object has no "image" key; send {"image": "data:image/png;base64,..."}.')
     if not isinstance(body["image"], str) or not body["image"].strip():
         raise BadInput('"image" must be a non-empty string: a data URL or base64 of the image file.')
-    return decode_base64_image(body["image"])
+    return decode_base64_image(body["image"]), body
 
 
 def decode_base64_image(text):

@@ -238,6 +238,9 @@
     }
     showResult(data);
     setStatus(what === "your drawing" ? "" : "Result for " + what + ".");
+    // For feedback.js: the image just answered (the drawing's PNG, or the uploaded file).
+    document.dispatchEvent(new CustomEvent("digitdraw:answer", {
+      detail: { image: body instanceof FormData ? body.get("image") : body, result: data } }));
   }
 
   // ---------------------------------------------------------------- showing answers
@@ -299,6 +302,7 @@
     delete els.result.dataset.isDigit;
     els.result.classList.remove("not-a-digit");
     els.notDigit.hidden = true;
+    document.dispatchEvent(new CustomEvent("digitdraw:idle"));
     els.digit.textContent = "";
     els.confidence.textContent = "";
     els.verdict.textContent = idleVerdict;

@@ -78,3 +78,20 @@ def digit_png(digit_image):
 def digit_strokes():
     """The unit-coordinate polylines behind `digit_image`, for drawing elsewhere."""
     return DIGIT_STROKES
+
+
+# ---- corrections (issue 10): no test ever writes into the checkout's data/ folder
+# or a DATA_DIR/DATABASE_URL of the person running the tests.
+@pytest.fixture(scope="session", autouse=True)
+def _corrections_in_a_temporary_dir(tmp_path_factory):
+    import os
+    saved = {name: os.environ.get(name) for name in ("DATA_DIR", "DATABASE_URL", "FEEDBACK")}
+    os.environ["DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("FEEDBACK", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
