@@ -86,6 +86,7 @@ def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_
     shown = rounded(probabilities)
     digit = int(ranked[0])
     confidence = float(shown[digit])
+    exact = float(probabilities[digit] / probabilities.sum())  # "unsure" is decided before rounding
     return {
         "digit": digit,
         "confidence": confidence,
@@ -93,7 +94,7 @@ def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_
         "is_digit": is_digit,
         "not_digit_score": round(not_digit, 4),
         "top2": [{"digit": int(d), "probability": float(shown[d])} for d in ranked[:2]],
-        "unsure": confidence < UNSURE_BELOW,
+        "unsure": exact < UNSURE_BELOW,
         "input_image": png_data_url(digit_image),
         "model": model.identity,
         "elapsed_ms": round(preprocess_ms + model_ms, 2),

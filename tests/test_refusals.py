@@ -205,6 +205,6 @@ def test_api_reports_unsure_from_the_models_confidence(tmp_path, digit_png, top,
     app = create_app({"TESTING": True, "MODEL_PATH": model_answering(tmp_path, probabilities)})
     body = app.test_client().post("/predict", data=digit_png(7), content_type="image/png").get_json()
     assert body["digit"] == 4
-    assert body["confidence"] == pytest.approx(top, abs=1e-6)
+    assert body["confidence"] == pytest.approx(top, abs=1e-5)  # float32 network, 6 decimals
     assert body["unsure"] is unsure
     assert [entry["digit"] for entry in body["top2"]] == [4, 8]
