@@ -157,7 +157,7 @@ def parse_args(argv=None):
                    help="share of each label's corrections kept out of training to evaluate on")
     p.add_argument("--extra", action="append", default=[],
                    help=".npz with images/labels (label 10 = not a digit) rehearsed as well; repeatable")
-    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (small: this is fine-tuning)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule to near zero)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N MNIST test images (0: all)")

@@ -77,7 +77,8 @@ def read_all(base_url, pngs):
 
 def serve(model_path, data_dir):
     from app import create_app
-    app = create_app({"MODEL_PATH": model_path, "DATA_DIR": data_dir, "FEEDBACK_MAX": 100_000})
+    app = create_app({"MODEL_PATH": model_path, "DATA_DIR": data_dir, "FEEDBACK_MAX": 100_000,
+                      "LOG_LEVEL": "WARNING"})  # not a line per request
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
