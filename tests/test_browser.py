@@ -234,11 +234,24 @@ def test_real_pen_digits_of_held_out_writers_replayed_as_mouse_strokes(desktop):
         left, top = 0.5 - 0.35 * width, 0.5 - 0.35 * height
         unit = [[(left + 0.7 * x / 1000.0, top + 0.7 * y / 1000.0) for x, y in stroke[::2] + stroke[-1:]]
                 for stroke in item["strokes"]]
-        answers.append(draw_and_read(desktop, unit))
+        answers.append(draw_stroke_by_stroke(desktop, unit))
         labels.append(item["label"])
         desktop.locator("#clear").click()
     correct = sum(a == d for a, d in zip(answers, labels))
     assert len(labels) == 20 and correct >= 18, f"read {answers} for {labels}"
+
+
+def draw_stroke_by_stroke(page, unit_strokes):
+    """Each stroke, then the page's answer to it, as a person pausing between
+    strokes; the last answer is the one shown (a pen digit's strokes are short,
+    so without the pause the answer to an earlier stroke could be read)."""
+    from playwright.sync_api import expect
+    for stroke in unit_strokes:
+        with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=ANSWER_TIMEOUT_MS) as answer:
+            draw_with_mouse(page, [stroke], steps=1)
+        final = answer.value.json()["digit"]
+    expect(page.locator("#digit")).to_have_text(str(final), timeout=ANSWER_TIMEOUT_MS)
+    return final
 
 
 def test_clear_empties_the_pad_and_the_answer(desktop, digit_strokes):
