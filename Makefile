@@ -17,6 +17,7 @@ help:
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
 	@echo "make fuzz-long  the fuzz suite with 25x the examples, freshly random (HYPOTHESIS_PROFILE=long)"
+	@echo "make mutate     mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,5 +58,30 @@ soak: venv
 fuzz-long: venv
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_fuzz.py -m "not slow" $(PYTEST_ARGS)
 
+# Mutation testing (docs/development.md): not in CI, it takes hours on two cores.
+# One core module at a time, each against its own fast tests (tests/mutation_selection.py).
+MUTMUT_VERSION := 3.8.1
+MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference \
+	app.preprocess app.api app.payload app.imaging
+TESTS_model.optimizers := tests/test_optimizers.py
+TESTS_model.losses     := tests/test_gradients.py
+TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py
+TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
+TESTS_model.inference  := tests/test_modelfile.py tests/test_refusals.py \
+	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
+	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
+TESTS_app.preprocess   := tests/test_preprocess.py
+TESTS_app.api          := tests/test_api.py tests/test_refusals.py
+TESTS_app.payload      := tests/test_api.py tests/test_refusals.py
+TESTS_app.imaging      := tests/test_api.py tests/test_refusals.py
+
+.PHONY: mutate
+mutate: venv
+	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'
+	$(foreach m,$(MODULES),rm -f mutants/mutmut-stats.json; \
+		MUTATE_TESTS="$(TESTS_$(m))" nice -n 19 $(VENV)/bin/mutmut run --max-children 2 "$(m).*";)
+	$(PY) -m tools.mutation_score --survivors
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+	rm -rf mutants
