@@ -64,7 +64,7 @@ MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference \
 	app.preprocess app.api app.payload app.imaging
 TESTS_model.optimizers := tests/test_optimizers.py
-TESTS_model.losses     := tests/test_gradients.py
+TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py
 TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
 TESTS_model.inference  := tests/test_modelfile.py tests/test_refusals.py \

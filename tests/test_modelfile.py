@@ -214,3 +214,29 @@ def test_zip_with_unrelated_member_is_refused(tmp_path):
         z.writestr("weights.npy", buf.getvalue())
     with pytest.raises(ModelFileError, match="meta"):
         modelfile.load(target)
+
+
+def test_temp_file_is_hidden_beside_the_target(tmp_path, monkeypatch):
+    """os.replace is only atomic within one file system, so the temp file is written in
+    the target's own directory; hidden, so a glob for *.npz never lists a half-written model."""
+    replaced = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        replaced.append((os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "models" / "m.npz"
+    modelfile.save(target, {"architecture": ARCH, "input": INPUT}, make_params())
+    ((src, dst),) = replaced
+    assert os.path.dirname(src) == os.path.dirname(dst) == str(tmp_path / "models")
+    assert os.path.basename(src).startswith(".") and dst == str(target)
+
+
+def test_param_shapes_names_the_bad_layer_and_gives_the_output_shape():
+    shapes, out = modelfile.param_shapes(ARCH, INPUT["shape"])
+    assert out == (10,) and shapes["4.W"] == (392, 10)
+    assert modelfile.param_shapes([], (28, 28, 1)) == ({}, (28, 28, 1))
+    with pytest.raises(ModelFileError, match=r"layer 1: unknown layer type 'softmax'"):
+        modelfile.param_shapes([{"type": "relu"}, {"type": "softmax"}], (28, 28, 1))
