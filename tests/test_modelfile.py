@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import stat
 import zipfile
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_float64_parameters_are_saved_as_the_float32_they_hash_to(tmp_path):
 
 def test_saved_file_is_readable_by_others(saved):
     path, _ = saved
-    assert path.stat().st_mode & 0o644 == 0o644  # a server running as another user can load it
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a server running as another user can load it
 
 
 @pytest.mark.parametrize("change,message", [
@@ -240,3 +241,15 @@ def test_param_shapes_names_the_bad_layer_and_gives_the_output_shape():
     assert modelfile.param_shapes([], (28, 28, 1)) == ({}, (28, 28, 1))
     with pytest.raises(ModelFileError, match=r"layer 1: unknown layer type 'softmax'"):
         modelfile.param_shapes([{"type": "relu"}, {"type": "softmax"}], (28, 28, 1))
+
+
+def test_meta_is_stored_as_canonical_json(tmp_path):
+    """Keys sorted: the same meta gives the same stored text whatever order it was built in."""
+    texts = []
+    for order in (("name", "architecture", "input"), ("input", "architecture", "name")):
+        meta = {key: {"name": "tiny", "architecture": ARCH, "input": INPUT}[key] for key in order}
+        path = tmp_path / f"{order[0]}.npz"
+        modelfile.save(path, meta, make_params())
+        texts.append(str(read_all(path)["meta"]))
+    assert texts[0] == texts[1]
+    assert list(json.loads(texts[0])) == sorted(json.loads(texts[0]))
