@@ -253,3 +253,43 @@ def test_meta_is_stored_as_canonical_json(tmp_path):
         texts.append(str(read_all(path)["meta"]))
     assert texts[0] == texts[1]
     assert list(json.loads(texts[0])) == sorted(json.loads(texts[0]))
+
+
+class _TouchOnUnpickle:
+    """Unpickling this creates a file: the proof a pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_inside_the_archive_is_never_executed(tmp_path, saved):
+    path, _ = saved
+    marker = tmp_path / "pickle-ran"
+    arrays = read_all(path)
+    arrays["4.b"] = np.array([_TouchOnUnpickle(marker)], dtype=object)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ModelFileError, match="pickled"):
+        modelfile.load(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("meta", [np.array(3), np.array(["{}"])], ids=["number", "array of strings"])
+def test_meta_must_be_one_json_string(saved, meta):
+    path, _ = saved
+    arrays = read_all(path)
+    arrays["meta"] = meta
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match="must be a JSON string"):
+        modelfile.load(path)
+
+
+def test_truncated_archive_says_so(saved):
+    path, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.9)])
+    with pytest.raises(ModelFileError, match="unreadable or truncated"):
+        modelfile.load(path)
