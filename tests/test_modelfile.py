@@ -293,3 +293,17 @@ def test_truncated_archive_says_so(saved):
     path.write_bytes(data[: int(len(data) * 0.9)])
     with pytest.raises(ModelFileError, match="unreadable or truncated"):
         modelfile.load(path)
+
+
+@pytest.mark.parametrize("meta,message", [
+    ("[1, 2]", "not a digitdraw-npz file"),
+    ('{"format": "other"}', "not a digitdraw-npz file"),
+    ('{"format": "digitdraw-npz", "format_version": 1}', "lacks architecture or input shape"),
+], ids=["a list", "another format", "no architecture"])
+def test_meta_of_another_kind_is_refused_saying_why(saved, meta, message):
+    path, _ = saved
+    arrays = read_all(path)
+    arrays["meta"] = np.array(meta)
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match=message):
+        modelfile.load(path)
