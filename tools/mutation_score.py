@@ -40,6 +40,9 @@ def main(argv=None):
     print(f"{'module':<22} {'killed':>7} {'survived':>9} {'no tests':>9} {'score':>7}")
     for module, (killed, survived, no_tests, _) in table.items():
         total = killed + survived + no_tests
+        if killed + survived == 0:  # run without its own tests selected: no score to give
+            print(f"{module:<22} {'':>7} {'':>9} {no_tests:>9}  not run against its tests")
+            continue
         print(f"{module:<22} {killed:>7} {survived:>9} {no_tests:>9} {100 * killed / total:>6.1f}%")
     if "--survivors" in argv:
         for module, (*_, names) in table.items():
