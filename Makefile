@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -42,6 +42,7 @@ help:
 	@echo "make lock         re-pin the runtime dependencies with hashes into requirements.lock (uv pip compile)"
 	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
 	@echo "make finetune     export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
+	@echo "make mutate       mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -105,6 +106,29 @@ lint: venv
 fuzz-long: venv
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_fuzz.py -m "not slow" $(PYTEST_ARGS)
 
+# Mutation testing (docs/development.md): not in CI, it takes hours on two cores.
+# One core module at a time, each against its own fast tests (tests/mutation_selection.py).
+MUTMUT_VERSION := 3.8.1
+MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference \
+	app.preprocess app.api app.payload app.imaging
+TESTS_model.optimizers := tests/test_optimizers.py
+TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
+TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py
+TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
+TESTS_model.inference  := tests/test_modelfile.py tests/test_refusals.py \
+	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
+	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
+TESTS_app.preprocess   := tests/test_preprocess.py
+TESTS_app.api          := tests/test_api.py tests/test_refusals.py
+TESTS_app.payload      := tests/test_api.py tests/test_refusals.py
+TESTS_app.imaging      := tests/test_api.py tests/test_refusals.py
+
+mutate: venv
+	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'
+	$(foreach m,$(MODULES),rm -f mutants/mutmut-stats.json; \
+		MUTATE_TESTS="$(TESTS_$(m))" nice -n 19 $(VENV)/bin/mutmut run --max-children 2 "$(m).*";)
+	$(PY) -m tools.mutation_score --survivors
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
 
@@ -135,3 +159,4 @@ finetune: venv
 	$(PY) -m model.corrections export --out runs/corrections.npz
 	$(PY) -m model.finetune --base $(FINETUNE_BASE) --corrections runs/corrections.npz \
 		--data $(MNIST_DIR) --out $(FINETUNE_OUT) $(FINETUNE_ARGS)
+	rm -rf mutants

@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import stat
 import zipfile
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_float64_parameters_are_saved_as_the_float32_they_hash_to(tmp_path):
 
 def test_saved_file_is_readable_by_others(saved):
     path, _ = saved
-    assert path.stat().st_mode & 0o644 == 0o644  # a server running as another user can load it
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a server running as another user can load it
 
 
 @pytest.mark.parametrize("change,message", [
@@ -214,3 +215,95 @@ def test_zip_with_unrelated_member_is_refused(tmp_path):
         z.writestr("weights.npy", buf.getvalue())
     with pytest.raises(ModelFileError, match="meta"):
         modelfile.load(target)
+
+
+def test_temp_file_is_hidden_beside_the_target(tmp_path, monkeypatch):
+    """os.replace is only atomic within one file system, so the temp file is written in
+    the target's own directory; hidden, so a glob for *.npz never lists a half-written model."""
+    replaced = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        replaced.append((os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "models" / "m.npz"
+    modelfile.save(target, {"architecture": ARCH, "input": INPUT}, make_params())
+    ((src, dst),) = replaced
+    assert os.path.dirname(src) == os.path.dirname(dst) == str(tmp_path / "models")
+    assert os.path.basename(src).startswith(".") and dst == str(target)
+
+
+def test_param_shapes_names_the_bad_layer_and_gives_the_output_shape():
+    shapes, out = modelfile.param_shapes(ARCH, INPUT["shape"])
+    assert out == (10,) and shapes["4.W"] == (392, 10)
+    assert modelfile.param_shapes([], (28, 28, 1)) == ({}, (28, 28, 1))
+    with pytest.raises(ModelFileError, match=r"layer 1: unknown layer type 'softmax'"):
+        modelfile.param_shapes([{"type": "relu"}, {"type": "softmax"}], (28, 28, 1))
+
+
+def test_meta_is_stored_as_canonical_json(tmp_path):
+    """Keys sorted: the same meta gives the same stored text whatever order it was built in."""
+    texts = []
+    for order in (("name", "architecture", "input"), ("input", "architecture", "name")):
+        meta = {key: {"name": "tiny", "architecture": ARCH, "input": INPUT}[key] for key in order}
+        path = tmp_path / f"{order[0]}.npz"
+        modelfile.save(path, meta, make_params())
+        texts.append(str(read_all(path)["meta"]))
+    assert texts[0] == texts[1]
+    assert list(json.loads(texts[0])) == sorted(json.loads(texts[0]))
+
+
+class _TouchOnUnpickle:
+    """Unpickling this creates a file: the proof a pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_inside_the_archive_is_never_executed(tmp_path, saved):
+    path, _ = saved
+    marker = tmp_path / "pickle-ran"
+    arrays = read_all(path)
+    arrays["4.b"] = np.array([_TouchOnUnpickle(marker)], dtype=object)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ModelFileError, match="pickled"):
+        modelfile.load(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("meta", [np.array(3), np.array(["{}"])], ids=["number", "array of strings"])
+def test_meta_must_be_one_json_string(saved, meta):
+    path, _ = saved
+    arrays = read_all(path)
+    arrays["meta"] = meta
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match="must be a JSON string"):
+        modelfile.load(path)
+
+
+def test_truncated_archive_says_so(saved):
+    path, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.9)])
+    with pytest.raises(ModelFileError, match="unreadable or truncated"):
+        modelfile.load(path)
+
+
+@pytest.mark.parametrize("meta,message", [
+    ("[1, 2]", "not a digitdraw-npz file"),
+    ('{"format": "other"}', "not a digitdraw-npz file"),
+    ('{"format": "digitdraw-npz", "format_version": 1}', "lacks architecture or input shape"),
+], ids=["a list", "another format", "no architecture"])
+def test_meta_of_another_kind_is_refused_saying_why(saved, meta, message):
+    path, _ = saved
+    arrays = read_all(path)
+    arrays["meta"] = np.array(meta)
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match=message):
+        modelfile.load(path)

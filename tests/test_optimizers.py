@@ -111,3 +111,38 @@ def test_warmup_cosine_schedule_points():
     assert warmup_cosine(35, total, base, warm, final_fraction=0.2) == pytest.approx(
         0.2 + 0.5 * 0.8 * (1 + math.cos(math.pi * 0.25)))
     assert warmup_cosine(0, 100, 0.5) == pytest.approx(0.5)  # no warm-up: starts at the base rate
+
+
+def test_adam_defaults_are_the_published_ones():
+    """lr 1e-3, betas (0.9, 0.999), eps 1e-8, no decay: Kingma & Ba's defaults."""
+    p = START.astype(np.float32)
+    g = np.array(GRADS[0], np.float32)
+    Adam([(p, g, True)]).step()
+    np.testing.assert_allclose(p, START - 1e-3 * np.sign(GRADS[0]), rtol=1e-6, atol=1e-9)
+
+
+def test_sgd_defaults_are_nesterov_momentum_without_decay():
+    p = START.astype(np.float32)
+    g = np.zeros(3, np.float32)
+    optimizer = SGD([(p, g, True)])
+    for grad in GRADS:
+        g[...] = grad
+        optimizer.step()
+    expected, velocity = START.copy(), np.zeros(3)
+    for grad in GRADS:  # lr 0.05, momentum 0.9, Nesterov, no decay
+        velocity = 0.9 * velocity + grad
+        expected = expected - 0.05 * (grad + 0.9 * velocity)
+    np.testing.assert_allclose(p, expected, rtol=1e-6)
+
+
+def test_adam_gradient_far_below_eps_takes_a_small_step_downhill():
+    """eps keeps a vanishing gradient from taking a full lr-sized step, and never flips its sign."""
+    p = np.zeros(1, np.float32)
+    Adam([(p, np.array([1e-10], np.float32), False)], lr=LR).step()
+    assert -0.01 * LR < p[0] < 0
+
+
+def test_warmup_cosine_without_warmup_starts_decaying_at_step_zero():
+    floor = 0.01
+    assert warmup_cosine(50, 100, 1.0) == pytest.approx(floor + 0.5 * (1 - floor))
+    assert warmup_cosine(1, 1, 1.0) == pytest.approx(floor)  # a one-step schedule ends at the floor
