@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .preprocess import (MAX_WORK_SIDE, BlankImageError, clean_ink, clean_ink_to_mnist, ink_map,
-                         reduce_factor)
+from .preprocess import MAX_WORK_SIDE, BlankImageError, clean_ink, clean_ink_to_mnist, ink_map, reduce_factor
 
 # The documented longest number: more digits than this are refused (422).
 MAX_DIGITS = 20

@@ -33,7 +33,6 @@ import statistics
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 

@@ -11,8 +11,16 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.feedback import STORE_KEY
-from tests.test_browser import (ANSWER_TIMEOUT_MS, ARTIFACTS, PHONE, _open, _QuietHandler,  # noqa: F401
-                                browser, draw_with_mouse, expect_a_digit)
+from tests.test_browser import (  # noqa: F401
+    ANSWER_TIMEOUT_MS,
+    ARTIFACTS,
+    PHONE,
+    _open,
+    _QuietHandler,
+    browser,
+    draw_with_mouse,
+    expect_a_digit,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +43,7 @@ def feedback_app(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser, feedback_app):
+def page(browser, feedback_app):  # noqa: F811 (the browser fixture's value)
     page, problems = _open(browser, feedback_app, viewport={"width": 1100, "height": 800})
     yield page
     page.context.close()
@@ -93,7 +101,7 @@ def test_the_row_works_from_the_keyboard_and_is_finger_sized(page, feedback_app,
         assert box["width"] >= 44 and box["height"] >= 44
 
 
-def test_on_a_phone_the_buttons_are_finger_sized(browser, feedback_app, digit_strokes):
+def test_on_a_phone_the_buttons_are_finger_sized(browser, feedback_app, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     page, problems = _open(browser, feedback_app, **PHONE)
     try:
@@ -112,7 +120,7 @@ def test_on_a_phone_the_buttons_are_finger_sized(browser, feedback_app, digit_st
     assert problems == []
 
 
-def test_the_row_is_absent_when_corrections_are_off(browser, tmp_path, digit_strokes):
+def test_the_row_is_absent_when_corrections_are_off(browser, tmp_path, digit_strokes):  # noqa: F811
     app, server, thread = serve({"FEEDBACK": False, "DATA_DIR": str(tmp_path)})
     try:
         page, problems = _open(browser, app, viewport={"width": 1100, "height": 800})

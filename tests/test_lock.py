@@ -10,10 +10,10 @@ lock is complete (dependencies of dependencies) and installs on the base image
 is proven by the Docker engine test, where pip's hash mode refuses anything else.
 """
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_browser import (ANSWER_TIMEOUT_MS, ARTIFACTS, PHONE, _open, browser,  # noqa: F401
-                                live_app)
+from tests.test_browser import ANSWER_TIMEOUT_MS, ARTIFACTS, PHONE, _open, browser, live_app  # noqa: F401
 from tests.test_numbers import glyph, width_of
 
 pytestmark = pytest.mark.browser

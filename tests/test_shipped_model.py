@@ -10,8 +10,8 @@ from model.download import MNIST_SHA256
 from model.inference import DEFAULT_MODEL_PATH, load_model
 from model.network import CNN
 from model.train import with_classes
-from tools.pendata import CALIBRATION, HOLDOUT
 from tests.mnist_data import mnist
+from tools.pendata import CALIBRATION, HOLDOUT
 
 # The product's floor, fixed here and not read from the file: the shipped model
 # must get at least 99.5% of the 10,000 MNIST test digits right.

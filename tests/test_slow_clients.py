@@ -154,7 +154,7 @@ def test_normal_requests_are_answered_while_slow_and_idle_clients_hold_connectio
     in between must all be answered."""
     with gunicorn(tmp_path, WEB_CONCURRENCY="2") as server, ExitStack() as stack:
         slow = [stack.enter_context(slow_body(server.port)) for _ in range(64)]
-        idle_ = [stack.enter_context(idle(server.port, after_one_request=i % 2 == 1)) for i in range(64)]
+        _idle = [stack.enter_context(idle(server.port, after_one_request=i % 2 == 1)) for i in range(64)]
         stop = threading.Event()
 
         def trickle():

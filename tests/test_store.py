@@ -212,7 +212,7 @@ def test_an_unreachable_postgresql_is_a_clear_start_up_error(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(StoreError, match=f"cannot open the corrections database at postgresql"):
+    with pytest.raises(StoreError, match="cannot open the corrections database at postgresql"):
         create_app({"DATABASE_URL": f"postgresql://someone:hunter2@127.0.0.1:{port}/digits"})
     try:
         create_app({"DATABASE_URL": f"postgresql://someone:hunter2@127.0.0.1:{port}/digits"})

@@ -150,7 +150,8 @@ def main(argv=None):
     acc_after = float(np.mean(after_others == other_labels))
     print()
     print(f"{'':34} {'before':>8} {'after':>8}")
-    print(f"{args.inst + ' other digits (' + str(len(others)) + ')':34} {acc_before * 100:7.2f}% {acc_after * 100:7.2f}%")
+    label = f"{args.inst} other digits ({len(others)})"
+    print(f"{label:34} {acc_before * 100:7.2f}% {acc_after * 100:7.2f}%")
     print(f"{'MNIST test (10000)':34} {result['before']['MNIST test'] * 100:7.2f}% "
           f"{result['after']['MNIST test'] * 100:7.2f}%")
     per_digit = [(d, float(np.mean(before_others[other_labels == d] == d)),

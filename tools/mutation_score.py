@@ -45,7 +45,7 @@ def main(argv=None):
             continue
         print(f"{module:<22} {killed:>7} {survived:>9} {no_tests:>9} {100 * killed / total:>6.1f}%")
     if "--survivors" in argv:
-        for module, (*_, names) in table.items():
+        for *_, names in table.values():
             for name in names:
                 print(name)
     return 0

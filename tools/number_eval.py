@@ -185,7 +185,8 @@ def rate(records, test):
 def report(name, records):
     """The tables for one pool of writers, as text."""
     lines = [f"## {name}: {len(records)} numbers"]
-    head = "| spacing | " + " | ".join(f"len {n}" for n in LENGTHS) + " | all | count wrong | digits in number | same digits alone |"
+    head = ("| spacing | " + " | ".join(f"len {n}" for n in LENGTHS)
+            + " | all | count wrong | digits in number | same digits alone |")
     lines += [head, "|" + "---|" * (len(LENGTHS) + 5)]
     for spacing in list(SPACINGS) + ["all"]:
         subset = [r for r in records if spacing in ("all", r["spacing"])]
