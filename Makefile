@@ -16,6 +16,7 @@ help:
 	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
+	@echo "make eval-numbers  exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +54,9 @@ soak: venv
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+
+# ---- numbers (app/segment.py, docs/numbers.md)
+.PHONY: eval-numbers
+N ?= 200
+eval-numbers: venv
+	$(PY) -m tools.number_eval --n $(N) --inst all,gmd,app
