@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -43,6 +43,7 @@ help:
 	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
 	@echo "make finetune     export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
 	@echo "make mutate       mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
+	@echo "make eval-numbers exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -160,3 +161,7 @@ finetune: venv
 	$(PY) -m model.finetune --base $(FINETUNE_BASE) --corrections runs/corrections.npz \
 		--data $(MNIST_DIR) --out $(FINETUNE_OUT) $(FINETUNE_ARGS)
 	rm -rf mutants
+# ---- numbers (app/segment.py, docs/numbers.md)
+N ?= 200
+eval-numbers: venv
+	$(PY) -m tools.number_eval --n $(N) --inst all,gmd,app

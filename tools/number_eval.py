@@ -17,6 +17,7 @@ digit split, a mark added or lost), per-digit accuracy beside what /predict
 gives on the same digits alone, and writes a contact sheet of the failures.
 
     python -m tools.number_eval [--n 200] [--inst all,gmd,app] [--sheet PATH] [--seed 0]
+                                [--spacings spaced,close,overlap,touching]
 """
 import argparse
 import gzip
@@ -35,6 +36,9 @@ from app.segment import read_number
 from tools import strokes
 
 SPACINGS = {"spaced": (0.25, 0.6), "close": (0.06, 0.2), "overlap": (-0.15, 0.0)}
+# Not a target (the issue's numbers keep their ink apart): neighbours whose ink
+# touches, to measure how well wide pieces are cut (--spacings touching).
+EXTRA_SPACINGS = {"touching": (-0.12, -0.02)}
 LENGTHS = (2, 3, 4, 5, 6)
 INKS = ("black", "transparent")
 PAD_HEIGHT = 280          # the number pad's height on the page
@@ -89,7 +93,7 @@ def compose(samples, spacing, ink, rng):
         placed.append([paths, x, top, w, h])
         x += w + brush
         if i + 1 < len(samples):
-            x += rng.uniform(*SPACINGS[spacing]) * height
+            x += rng.uniform(*{**SPACINGS, **EXTRA_SPACINGS}[spacing]) * height
     size = (int(np.ceil(x + margin + (0.15 * height * len(samples) if spacing == "overlap" else 0))),
             PAD_HEIGHT)
 
@@ -188,7 +192,7 @@ def report(name, records):
     head = ("| spacing | " + " | ".join(f"len {n}" for n in LENGTHS)
             + " | all | count wrong | digits in number | same digits alone |")
     lines += [head, "|" + "---|" * (len(LENGTHS) + 5)]
-    for spacing in list(SPACINGS) + ["all"]:
+    for spacing in list(SPACINGS) + list(EXTRA_SPACINGS) + ["all"]:
         subset = [r for r in records if spacing in ("all", r["spacing"])]
         if not subset:
             continue
@@ -251,7 +255,10 @@ def main(argv=None):
     parser.add_argument("--model", default=None, help="model file (default: the shipped one)")
     parser.add_argument("--sheet", default="test-artifacts/number_eval_failures.png", help="contact sheet of failures")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spacings", default=",".join(SPACINGS),
+                        help="comma list of " + ", ".join(list(SPACINGS) + list(EXTRA_SPACINGS)))
     args = parser.parse_args(argv)
+    spacings = [name for name in args.spacings.split(",") if name]
 
     from model.inference import load_model
     path = args.data or default_pendigits()
@@ -273,7 +280,7 @@ def main(argv=None):
             pool = [s for s in samples if s["inst"] == pool_name]
         if not pool:
             parser.error(f"no samples from {pool_name!r}")
-        records = evaluate(model, pool, args.n, np.random.default_rng([args.seed, p]))
+        records = evaluate(model, pool, args.n, np.random.default_rng([args.seed, p]), spacings)
         everything += records
         print(report(pool_name, records))
     shown = contact_sheet(everything, args.sheet)
