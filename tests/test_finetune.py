@@ -115,14 +115,14 @@ def test_export_then_finetune_moves_the_corrected_class(store, tmp_path, mnist_d
 
 
 def eleven_output_copy(path):
-    """The shipped model with an 11th "not a digit" output added (strongly negative
-    bias: it rarely fires) and a threshold, as the lead's models carry."""
+    """The shipped model with its 11th "not a digit" output set (added when missing)
+    to a strongly negative bias, so it rarely fires, and a threshold of 0.5."""
     meta, params = modelfile.load(DEFAULT_MODEL_PATH)
     last = max(i for i, layer in enumerate(meta["architecture"]) if layer["type"] == "dense")
     architecture = json.loads(json.dumps(meta["architecture"]))
     architecture[last]["units"] = 11
     rng = np.random.default_rng(0)
-    weights, bias = params[f"{last}.W"], params[f"{last}.b"]
+    weights, bias = params[f"{last}.W"][:, :10], params[f"{last}.b"][:10]
     params = dict(params)
     params[f"{last}.W"] = np.concatenate([weights, rng.normal(0, 0.01, (weights.shape[0], 1))], axis=1)
     params[f"{last}.b"] = np.concatenate([bias, [-4.0]])
