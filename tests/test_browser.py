@@ -189,16 +189,11 @@ def test_drawn_digits_are_recognised(desktop, live_app, digit_strokes, digit):
 
 
 def draw_and_read(page, unit_strokes):
-    """Draw all strokes; the answer is the one /predict gave after the last stroke
-    (earlier strokes get answers of their own, which must not be read). The font's
-    smooth paths are dense already, so one mouse event per point."""
-    draw_with_mouse(page, unit_strokes[:-1], steps=1)
-    with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=ANSWER_TIMEOUT_MS) as last:
-        draw_with_mouse(page, unit_strokes[-1:], steps=1)
-    final = last.value.json()["digit"]
-    from playwright.sync_api import expect
-    expect(page.locator("#digit")).to_have_text(str(final), timeout=ANSWER_TIMEOUT_MS)
-    return final
+    """Draw the strokes one by one, each followed by the page's answer to it, as a
+    person pausing between strokes; returns the last answer (the one shown). Waiting
+    for each answer means no request is ever cancelled by the next stroke, so an
+    earlier stroke's answer is never read for the whole drawing."""
+    return draw_stroke_by_stroke(page, unit_strokes)
 
 
 @pytest.mark.parametrize("variant", ["default", "small", "offcenter"])

@@ -181,6 +181,7 @@ def test_a_wide_upload_keeps_its_shape(browser, live_app):  # noqa: F811
 def test_keyboard_path_is_upload_and_the_page_says_so(browser, live_app, digit_image):  # noqa: F811
     from playwright.sync_api import expect
     with page_on(browser, live_app, viewport={"width": 1100, "height": 800}) as page:
+        page.wait_for_load_state("networkidle")  # every deferred script has run
         hint = page.locator("#keyboard-hint")
         expect(hint).to_be_visible()
         expect(hint).to_contain_text("Upload")
@@ -197,8 +198,9 @@ def test_keyboard_path_is_upload_and_the_page_says_so(browser, live_app, digit_i
         label = page.locator('label[for="file"]')
         assert label.evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
 
+        assert page.evaluate("() => document.activeElement.id") == "file"
         with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Enter")
+            page.keyboard.press("Space")  # what a keyboard user presses on a focused button
         chooser.value.set_files(files=[{"name": "seven.png", "mimeType": "image/png",
                                         "buffer": encode(digit_image(7), "PNG")}])
         assert expect_a_digit(page) == 7
