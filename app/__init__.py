@@ -5,9 +5,8 @@ from pathlib import Path
 from flask import Flask
 from flask.helpers import get_debug_flag
 
-from model.inference import load_model
-
 from . import api, errors, logs, pages, security
+from . import models as model_registry
 from . import config as settings
 
 
@@ -69,13 +68,17 @@ def create_app(config=None):
 
     logs.configure(app)
 
-    model = load_model(app.config["MODEL_PATH"])
-    app.extensions["digit_model"] = model
-    logging.getLogger("digitdraw").info(
-        {"event": "model_loaded", "path": model.path, **model.identity})
+    models, default = model_registry.load_all(app.config)
+    app.extensions["digit_model"] = models[default]
+    app.extensions["digit_models"] = models
+    app.extensions["digit_model_default"] = default
+    for name, model in models.items():
+        logging.getLogger("digitdraw").info(
+            {"event": "model_loaded", "path": model.path, **model.identity, "as": name})
 
     errors.register(app)
     security.register(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(model_registry.bp)
     app.register_blueprint(pages.bp)
     return app

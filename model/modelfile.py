@@ -49,7 +49,7 @@ def param_shapes(architecture, input_shape):
                 shapes[f"{index}.W"] = (d, u)
                 shapes[f"{index}.b"] = (u,)
                 shape = (u,)
-            elif kind in ("relu", "dropout"):
+            elif kind in ("relu", "dropout", "sigmoid", "tanh"):
                 pass
             else:
                 raise ModelFileError(f"layer {index}: unknown layer type {kind!r}")

@@ -50,6 +50,10 @@ class Network:
                 shape = (shape[0] // spec["size"], shape[1] // spec["size"], shape[2])
             elif kind == "relu":
                 layer = layers.ReLU()
+            elif kind == "sigmoid":
+                layer = layers.Sigmoid()
+            elif kind == "tanh":
+                layer = layers.Tanh()
             elif kind == "flatten":
                 layer = layers.Flatten()
                 shape = (int(np.prod(shape)),)
