@@ -59,10 +59,12 @@ def _layer(token):
         if arg:
             raise ArchSpecError(f"{token!r}: {kind} takes no argument")
         return {"type": kind}
+    examples = {"dense": "dense:128", "conv": "conv:32x5p2", "pool": "pool:2", "dropout": "dropout:0.4"}
+    if kind not in examples:
+        raise ArchSpecError(f"{token!r}: unknown layer {kind!r}; use dense:N, conv:FxK[pP], pool:N, "
+                            "dropout:R, relu, sigmoid, tanh or flatten")
     if not arg:
-        raise ArchSpecError(f"{token!r}: {kind or 'layer'} needs an argument, e.g. "
-                            + {"dense": "dense:128", "conv": "conv:32x5p2", "pool": "pool:2",
-                               "dropout": "dropout:0.4"}.get(kind, "dense:128"))
+        raise ArchSpecError(f"{token!r}: {kind} needs an argument, e.g. {examples[kind]}")
     if kind == "dense":
         return {"type": "dense", "units": _positive_int(arg, "the number of units", token)}
     if kind == "pool":
@@ -78,16 +80,13 @@ def _layer(token):
         if layer["padding"] > layer["kernel"] - 1:
             raise ArchSpecError(f"{token!r}: padding {layer['padding']} is more than kernel - 1")
         return layer
-    if kind == "dropout":
-        try:
-            rate = float(arg)
-        except ValueError:
-            rate = -1.0
-        if not 0.0 <= rate < 1.0:
-            raise ArchSpecError(f"{token!r}: the dropout rate must be a number from 0 up to (not including) 1")
-        return {"type": "dropout", "rate": rate}
-    raise ArchSpecError(f"{token!r}: unknown layer {kind!r}; use dense:N, conv:FxK[pP], pool:N, "
-                        "dropout:R, relu, sigmoid, tanh or flatten")
+    try:  # dropout, the only kind left
+        rate = float(arg)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate < 1.0:  # also refuses nan and inf
+        raise ArchSpecError(f"{token!r}: the dropout rate must be a number from 0 up to (not including) 1")
+    return {"type": "dropout", "rate": rate}
 
 
 def parse(spec, input_shape=INPUT_SHAPE, classes=CLASSES):

@@ -186,6 +186,8 @@
   }
 
   async function send(body, headers, what) {
+    // The same input for static/compare.js, which asks the other models.
+    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: { body: body, headers: headers } }));
     const controller = new AbortController();
     inflight = controller;
     const mine = generation;
@@ -252,6 +254,7 @@
   }
 
   function showIdle() {
+    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: null }));
     els.digit.textContent = "";
     els.confidence.textContent = "";
     els.verdict.textContent = idleVerdict;

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model import layers
-from model.losses import softmax_cross_entropy
+from model.losses import sigmoid_quadratic, softmax_cross_entropy
 from model.network import Network
 
 EPS = 1e-6
@@ -145,6 +145,28 @@ def test_softmax_cross_entropy_gradient(rng, smoothing):
     idx = np.arange(logits.size)
     numeric = numeric_grad(loss, logits, idx)
     np.testing.assert_allclose(analytic.reshape(-1), numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_sigmoid_quadratic_gradient(rng, smoothing):
+    logits = rng.standard_normal((5, 10)) * 3
+    labels = rng.integers(0, 10, size=5)
+    _, analytic = sigmoid_quadratic(logits, labels, smoothing)
+
+    def loss():
+        return sigmoid_quadratic(logits, labels, smoothing)[0]
+
+    numeric = numeric_grad(loss, logits, np.arange(logits.size))
+    np.testing.assert_allclose(analytic.reshape(-1), numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_sigmoid_quadratic_value_matches_nielsen():
+    """C = 1/(2n) sum ||y - a||^2 with a = sigmoid(z) (Nielsen, eq. 6)."""
+    logits = np.array([[0.0, 2.0, -1.0], [1.0, -3.0, 0.5]], np.float32)
+    labels = np.array([1, 2])
+    a = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    y = np.eye(3)[labels]
+    assert sigmoid_quadratic(logits, labels)[0] == pytest.approx(np.sum((y - a) ** 2) / 4, rel=1e-5)
 
 
 def test_softmax_cross_entropy_value_matches_definition(rng):
