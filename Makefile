@@ -16,6 +16,7 @@ help:
 	@echo "make evaluate   test accuracy, per-class accuracy and confusion matrix of the shipped model"
 	@echo "make bench      training/inference speed table (PyTorch beside it when installed)"
 	@echo "make bench-serve  /predict vs /healthz throughput and latency under gunicorn"
+	@echo "make zoo        retrain the classic networks (model/weights/zoo/) and print the comparison table"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +54,8 @@ soak: venv
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+
+# ---- model zoo: the classic tutorial networks retrained and compared (docs/zoo.md)
+.PHONY: zoo
+zoo: venv
+	nice -n 19 $(PY) -m tools.zoo --data $(MNIST_DIR)
