@@ -22,7 +22,7 @@ RUNS = [
     ("linear", "sgd", 0.05, 10, "cross-entropy", "constant", 20000, 2, 0.88),
     ("sigmoid-15", "sgd", 0.1, 10, "cross-entropy", "constant", 20000, 2, 0.90),
     ("sigmoid-30", "sgd", 1.0, 10, "quadratic", "constant", 20000, 2, 0.90),
-    ("mlp-128-64", "adam", 1e-3, 32, "cross-entropy", "warmup-cosine", 30000, 3, 0.95),
+    ("mlp-128-64", "adam", 1e-3, 32, "cross-entropy", "warmup-cosine", 30000, 2, 0.95),
     ("mlp-128-64-sigmoid", "adam", 2e-3, 32, "cross-entropy", "warmup-cosine", 30000, 3, 0.95),
     ("mlp", "adam", 1e-3, 32, "cross-entropy", "warmup-cosine", 30000, 2, 0.95),
 ]
