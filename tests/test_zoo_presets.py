@@ -16,8 +16,9 @@ from tests.mnist_data import mnist
 pytestmark = [pytest.mark.mnist, pytest.mark.slow]
 
 # (preset, optimizer, lr, batch, loss, schedule, training images, epochs, floor on the 10,000 test images).
-# Floors sit 1-2 points under what these seeded runs reach (linear 89.2%, sigmoid-15 91.0%,
-# sigmoid-30 with the quadratic cost 92.5%); each run is a few CPU-seconds.
+# Floors sit 1-2.5 points under what these seeded runs reach (linear 89.2%, sigmoid-15 91.0%,
+# sigmoid-30 with the quadratic cost 92.5%, mlp-128-64 96.4%, its sigmoid twin 96.3%, mlp 96.6%);
+# each run is a few CPU-seconds on an idle machine.
 RUNS = [
     ("linear", "sgd", 0.05, 10, "cross-entropy", "constant", 20000, 2, 0.88),
     ("sigmoid-15", "sgd", 0.1, 10, "cross-entropy", "constant", 20000, 2, 0.90),
