@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune zoo clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -42,6 +42,7 @@ help:
 	@echo "make lock         re-pin the runtime dependencies with hashes into requirements.lock (uv pip compile)"
 	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
 	@echo "make finetune     export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
+	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -135,3 +136,7 @@ finetune: venv
 	$(PY) -m model.corrections export --out runs/corrections.npz
 	$(PY) -m model.finetune --base $(FINETUNE_BASE) --corrections runs/corrections.npz \
 		--data $(MNIST_DIR) --out $(FINETUNE_OUT) $(FINETUNE_ARGS)
+
+# ---- model zoo: the classic tutorial networks retrained and compared (docs/zoo.md)
+zoo: venv
+	nice -n 19 $(PY) -m tools.zoo --data $(MNIST_DIR)

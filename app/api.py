@@ -9,6 +9,7 @@ from PIL import Image
 
 from . import imaging, payload
 from .errors import NoInk, NotReady, body_too_large
+from .models import requested_model
 from .preprocess import BlankImageError, preprocess
 
 bp = Blueprint("api", __name__)
@@ -39,7 +40,7 @@ def healthz():
 @bp.post("/predict")
 def predict():
     started = time.perf_counter()
-    model = loaded_model()
+    model = requested_model()  # ?model=NAME, else the default
     if model is None:
         raise NotReady("The model is not loaded; the server cannot classify images right now.")
     limit = current_app.config["MAX_BODY_BYTES"]
