@@ -7,7 +7,7 @@ from flask.helpers import get_debug_flag
 
 from model.inference import load_model
 
-from . import api, errors, logs, pages, security
+from . import api, errors, logs, metrics, pages, security
 from . import config as settings
 
 
@@ -76,6 +76,8 @@ def create_app(config=None):
 
     errors.register(app)
     security.register(app)
+    metrics.register(app)
+    metrics.set_model(model.identity)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -7,7 +7,7 @@ import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 from PIL import Image
 
-from . import imaging, payload
+from . import imaging, metrics, payload
 from .errors import NoInk, NotReady, TooLarge
 from .preprocess import BlankImageError, preprocess
 
@@ -57,11 +57,13 @@ def predict():
     finished = time.perf_counter()
     probabilities = prediction.probabilities[0].astype(np.float64)
     probabilities /= probabilities.sum()
-    g.prediction = int(np.argmax(probabilities))  # for the request log line
-    return jsonify(describe(probabilities, bool(prediction.is_digit[0]), float(prediction.not_digit[0]),
-                            digit_image, model,
-                            preprocess_ms=(decoded - started) * 1000,
-                            model_ms=(finished - decoded) * 1000))
+    answer = describe(probabilities, bool(prediction.is_digit[0]), float(prediction.not_digit[0]),
+                      digit_image, model,
+                      preprocess_ms=(decoded - started) * 1000,
+                      model_ms=(finished - decoded) * 1000)
+    g.prediction = answer["digit"]  # for the request log line
+    metrics.count_answer(answer["digit"], answer["unsure"], answer["is_digit"])
+    return jsonify(answer)
 
 
 def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_ms, model_ms):
@@ -84,8 +86,14 @@ def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_
     }
 
 
+# zlib level for the 28x28 preview: measured on a preprocessed digit, level 1
+# encodes in 87 us against 110 us at the default 6, for 350 bytes against 326.
+PREVIEW_PNG_LEVEL = 1
+
+
 def png_data_url(pixels):
     """The 28x28 uint8 array the model saw, as a PNG data URL the page can show."""
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(
+        buffer, format="PNG", compress_level=PREVIEW_PNG_LEVEL)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
