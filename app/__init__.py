@@ -7,7 +7,7 @@ from flask.helpers import get_debug_flag
 
 from model.inference import load_model
 
-from . import api, errors, logs, metrics, pages, security
+from . import api, errors, logs, metrics, openapi, pages, security
 from . import config as settings
 
 
@@ -79,5 +79,6 @@ def create_app(config=None):
     metrics.register(app)
     metrics.set_model(model.identity)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(pages.bp)
     return app
