@@ -5,7 +5,7 @@ from pathlib import Path
 from flask import Flask
 from flask.helpers import get_debug_flag
 
-from . import api, errors, feedback, logs, number_api, pages, security
+from . import api, errors, feedback, logs, metrics, number_api, openapi, pages, security
 from . import models as model_registry
 from . import config as settings
 from .store import open_store
@@ -88,9 +88,12 @@ def create_app(config=None):
 
     errors.register(app)
     security.register(app)
+    metrics.register(app)
+    metrics.set_model(app.extensions["digit_model"].identity)
     app.register_blueprint(api.bp)
     app.register_blueprint(number_api.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(model_registry.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(pages.bp)
     return app
