@@ -3,6 +3,7 @@ import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from app import create_app
 from app.openapi import document
 from tests.openapi_check import check, checking_client
 
@@ -79,3 +80,20 @@ def test_checker_accepts_real_answers_and_rejects_wrong_ones(app, digit_png):
         check("GET", "/healthz", Fake(200, "ok", mimetype="text/html"))
     with pytest.raises(AssertionError, match="path not in"):
         check("GET", "/undocumented", Fake(200, {"x": 1}))
+
+
+def test_number_feedback_and_models_answers_match_the_document(tmp_path, digit_png):
+    """The routes of the number reader, corrections and the model zoo answer as documented."""
+    from tests.test_numbers import number_png
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "MODELS": "cnn,linear"})
+    client, png = checking_client(app), digit_png()
+    models = client.get("/models").get_json()
+    assert models["default"] == "cnn" and [m["name"] for m in models["models"]] == ["cnn", "linear"]
+    assert client.post("/predict?model=linear", data=png, content_type="image/png").status_code == 200
+    assert client.post("/predict?model=nope", data=png, content_type="image/png").status_code == 400
+    assert client.post("/predict/number", data=number_png(), content_type="image/png").status_code == 200
+    stored = client.post("/feedback?label=3", data=png, content_type="image/png")
+    assert stored.status_code == 201 and stored.get_json()["label"] == 3
+    assert client.post("/feedback", data=png, content_type="image/png").status_code == 400
+    summary = client.get("/feedback/summary").get_json()
+    assert summary["count"] == 1 and summary["per_label"]["3"] == 1
