@@ -6,6 +6,9 @@ the end and docs/deployment.md) READ_TIMEOUT (20 s), KEEPALIVE (5 s),
 MAX_CONNECTIONS (1000 per worker), READ_BUFFER_BYTES (64 MiB per worker).
 """
 import os
+import shutil as _shutil
+import tempfile as _tempfile
+from pathlib import Path as _Path
 
 # One BLAS/OpenMP thread per worker: the workers already use every core, and
 # N workers x N BLAS threads would oversubscribe them. Must happen before NumPy
@@ -109,9 +112,6 @@ _int_env("READ_BUFFER_BYTES", default=64 * 1024 * 1024)
 # (/tmp), removed at exit; a named one is emptied at start, since counts left
 # from an earlier run would be added in. (A reload keeps the directory: the
 # variable is already set in the master.)
-import shutil as _shutil
-import tempfile as _tempfile
-from pathlib import Path as _Path
 
 _METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OWNED_ENV = "DIGITDRAW_OWNS_METRICS_DIR"

@@ -6,8 +6,8 @@ from flask import Flask
 from flask.helpers import get_debug_flag
 
 from . import api, errors, feedback, logs, metrics, number_api, openapi, pages, security
-from . import models as model_registry
 from . import config as settings
+from . import models as model_registry
 from .store import open_store
 
 

@@ -146,7 +146,8 @@ def summary(architecture, input_shape=INPUT_SHAPE):
         elif kind in _ACTIVATIONS and parts:
             parts[-1] += f"({kind})"
         elif kind == "conv2d":
-            parts.append(f"conv{layer['filters']}x{layer['kernel']}" + (f"p{layer['padding']}" if layer.get("padding") else ""))
+            padding = f"p{layer['padding']}" if layer.get("padding") else ""
+            parts.append(f"conv{layer['filters']}x{layer['kernel']}{padding}")
         elif kind == "maxpool2d":
             parts.append(f"pool{layer['size']}")
         elif kind == "dropout":

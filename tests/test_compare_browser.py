@@ -11,8 +11,17 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from tests.test_browser import (ANSWER_TIMEOUT_MS, ARTIFACTS, PHONE, _open, _QuietHandler, browser,  # noqa: F401
-                                draw_with_finger, draw_with_mouse, expect_a_digit)
+from tests.test_browser import (  # noqa: F401
+    ANSWER_TIMEOUT_MS,
+    ARTIFACTS,
+    PHONE,
+    _open,
+    _QuietHandler,
+    browser,
+    draw_with_finger,
+    draw_with_mouse,
+    expect_a_digit,
+)
 from tests.test_models_api import write_fixed_answer_model
 
 pytestmark = pytest.mark.browser

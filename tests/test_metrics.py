@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import encode
 
