@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -44,6 +44,7 @@ help:
 	@echo "make finetune     export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
 	@echo "make mutate       mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
 	@echo "make eval-numbers exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
+	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -131,7 +132,7 @@ mutate: venv
 	$(PY) -m tools.mutation_score --survivors
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts mutants
 
 # ---- pinned runtime dependencies (requirements.lock, used by the Dockerfile)
 
@@ -160,8 +161,11 @@ finetune: venv
 	$(PY) -m model.corrections export --out runs/corrections.npz
 	$(PY) -m model.finetune --base $(FINETUNE_BASE) --corrections runs/corrections.npz \
 		--data $(MNIST_DIR) --out $(FINETUNE_OUT) $(FINETUNE_ARGS)
-	rm -rf mutants
 # ---- numbers (app/segment.py, docs/numbers.md)
 N ?= 200
 eval-numbers: venv
 	$(PY) -m tools.number_eval --n $(N) --inst all,gmd,app
+
+# ---- model zoo: the classic tutorial networks retrained and compared (docs/zoo.md)
+zoo: venv
+	nice -n 19 $(PY) -m tools.zoo --data $(MNIST_DIR)

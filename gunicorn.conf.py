@@ -6,6 +6,9 @@ the end and docs/deployment.md) READ_TIMEOUT (20 s), KEEPALIVE (5 s),
 MAX_CONNECTIONS (1000 per worker), READ_BUFFER_BYTES (64 MiB per worker).
 """
 import os
+import shutil as _shutil
+import tempfile as _tempfile
+from pathlib import Path as _Path
 
 # One BLAS/OpenMP thread per worker: the workers already use every core, and
 # N workers x N BLAS threads would oversubscribe them. Must happen before NumPy
@@ -100,3 +103,38 @@ backlog = 2048
 # stops the server at start rather than in every worker.
 _int_env("READ_TIMEOUT", default=20)
 _int_env("READ_BUFFER_BYTES", default=64 * 1024 * 1024)
+
+# --- Prometheus metrics across workers (app/metrics.py) --------------------
+# prometheus-client's multiprocess mode: every process writes its counts to
+# files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. It must be set
+# before the app (and prometheus_client) is imported, hence here. Unless the
+# operator names one, each server start gets a fresh directory under TMPDIR
+# (/tmp), removed at exit; a named one is emptied at start, since counts left
+# from an earlier run would be added in. (A reload keeps the directory: the
+# variable is already set in the master.)
+
+_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_OWNED_ENV = "DIGITDRAW_OWNS_METRICS_DIR"
+if not os.environ.get(_METRICS_ENV):
+    os.environ[_METRICS_ENV] = _tempfile.mkdtemp(prefix="digitdraw-metrics-")
+    os.environ[_OWNED_ENV] = os.environ[_METRICS_ENV]
+
+
+def on_starting(server):
+    directory = _Path(os.environ[_METRICS_ENV])
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.environ.get(_OWNED_ENV) != str(directory):
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker):
+    # A dead worker's live gauges must not be reported; its counters stay.
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    owned = os.environ.get(_OWNED_ENV)
+    if owned and owned == os.environ.get(_METRICS_ENV):
+        _shutil.rmtree(owned, ignore_errors=True)

@@ -5,10 +5,9 @@ from pathlib import Path
 from flask import Flask
 from flask.helpers import get_debug_flag
 
-from model.inference import load_model
-
-from . import api, errors, feedback, logs, number_api, pages, security
+from . import api, errors, feedback, logs, metrics, number_api, openapi, pages, security
 from . import config as settings
+from . import models as model_registry
 from .store import open_store
 
 
@@ -73,10 +72,13 @@ def create_app(config=None):
 
     logs.configure(app)
 
-    model = load_model(app.config["MODEL_PATH"])
-    app.extensions["digit_model"] = model
-    logging.getLogger("digitdraw").info(
-        {"event": "model_loaded", "path": model.path, **model.identity})
+    models, default = model_registry.load_all(app.config)
+    app.extensions["digit_model"] = models[default]
+    app.extensions["digit_models"] = models
+    app.extensions["digit_model_default"] = default
+    for name, model in models.items():
+        logging.getLogger("digitdraw").info(
+            {"event": "model_loaded", "path": model.path, **model.identity, "as": name})
 
     if app.config["FEEDBACK"]:
         store = open_store(settings.store_url(app.config))
@@ -86,8 +88,12 @@ def create_app(config=None):
 
     errors.register(app)
     security.register(app)
+    metrics.register(app)
+    metrics.set_model(app.extensions["digit_model"].identity)
     app.register_blueprint(api.bp)
     app.register_blueprint(number_api.bp)
     app.register_blueprint(feedback.bp)
+    app.register_blueprint(model_registry.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -1,14 +1,15 @@
 """The JSON API: POST /predict classifies one image, GET /healthz says if we can."""
 import base64
-import io
+import struct
 import time
+import zlib
 
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
-from PIL import Image
 
-from . import imaging, payload
+from . import imaging, metrics, payload
 from .errors import NoInk, NotReady, body_too_large
+from .models import requested_model
 from .preprocess import BlankImageError, preprocess
 
 bp = Blueprint("api", __name__)
@@ -39,7 +40,7 @@ def healthz():
 @bp.post("/predict")
 def predict():
     started = time.perf_counter()
-    model = loaded_model()
+    model = requested_model()  # ?model=NAME, else the default
     if model is None:
         raise NotReady("The model is not loaded; the server cannot classify images right now.")
     limit = current_app.config["MAX_BODY_BYTES"]
@@ -59,11 +60,13 @@ def predict():
     prediction = model.predict(digit_image[None])
     finished = time.perf_counter()
     probabilities = prediction.probabilities[0].astype(np.float64)
-    g.prediction = int(np.argmax(probabilities))  # for the request log line
-    return jsonify(describe(probabilities, bool(prediction.is_digit[0]), float(prediction.not_digit[0]),
-                            digit_image, model,
-                            preprocess_ms=(decoded - started) * 1000,
-                            model_ms=(finished - decoded) * 1000))
+    answer = describe(probabilities, bool(prediction.is_digit[0]), float(prediction.not_digit[0]),
+                      digit_image, model,
+                      preprocess_ms=(decoded - started) * 1000,
+                      model_ms=(finished - decoded) * 1000)
+    g.prediction = answer["digit"]  # for the request log line
+    metrics.count_answer(answer["digit"], answer["unsure"], answer["is_digit"])
+    return jsonify(answer)
 
 
 def rounded(probabilities):
@@ -102,8 +105,29 @@ def describe(probabilities, is_digit, not_digit, digit_image, model, preprocess_
     }
 
 
+# zlib level for the 28x28 preview: 784 bytes of pixels compress the same at
+# any level within a few dozen bytes, and level 1 is the quickest.
+PREVIEW_ZLIB_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_data_url(pixels):
-    """The 28x28 uint8 array the model saw, as a PNG data URL the page can show."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    """The 28x28 uint8 array the model saw, as a PNG data URL the page can show.
+
+    Written directly (8-bit greyscale, one IDAT, no filtering): for 784 bytes
+    the PNG is three small chunks, and Pillow's encoder machinery cost more
+    than the rest of the answer's JSON (measured: 87 us against 15 us here).
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    height, width = pixels.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # each scanline starts with filter type 0
+    rows[:, 1:] = pixels
+    png = b"".join((_PNG_SIGNATURE,
+                    _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)),
+                    _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PREVIEW_ZLIB_LEVEL)),
+                    _png_chunk(b"IEND", b"")))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

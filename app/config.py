@@ -17,6 +17,7 @@ DEFAULTS = {
     "MAX_BODY_BYTES": 5 * MB,
     "MAX_IMAGE_PIXELS": 4096 * 4096,
     "LOG_LEVEL": "INFO",
+    "MODELS": "",  # extra models by name, e.g. "cnn,linear,sigmoid-15" (see app/models.py)
 }
 
 # ---- corrections (POST /feedback): where they are stored and how many
@@ -111,6 +112,8 @@ def from_env(environ=None):
     settings = dict(DEFAULTS)
     if environ.get("MODEL_PATH"):
         settings["MODEL_PATH"] = environ["MODEL_PATH"]
+    if environ.get("MODELS"):
+        settings["MODELS"] = environ["MODELS"]
     for name in ("MAX_BODY_BYTES", "MAX_IMAGE_PIXELS"):
         if environ.get(name):
             settings[name] = _positive_int(name, environ[name])

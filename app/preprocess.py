@@ -9,6 +9,8 @@ plain resize loses a third of the accuracy, so each difference is undone here.
 Two entry points share one code path: `preprocess(PIL image)` for the API and
 `ink_to_mnist(float ink array)` for tools that already hold ink.
 """
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -54,6 +56,9 @@ STROKE_WORK_SIDE = 96
 RESAMPLE = Image.LANCZOS
 
 
+# EXIF "Orientation": 1 is upright, 2-8 say how the stored pixels must turn.
+ORIENTATION_TAG = 0x0112
+
 BLANK_MESSAGE = "The image holds no ink: draw or upload a digit."
 
 
@@ -63,10 +68,30 @@ class BlankImageError(ValueError):
 
 def preprocess(image):
     """Any PIL image -> uint8 (28, 28), white ink on black, MNIST-normalised."""
-    return ink_to_mnist(ink_map(image))
+    return _window_to_mnist(_ink_window(image))
 
 
 # --------------------------------------------------------------------------- decoding
+
+class InkWindow(NamedTuple):
+    """Float ink of the part of an image that can hold any, and where it sits.
+
+    Outside the window the ink is exactly zero (the pixels there equal the
+    background), so every statistic of the whole image can be taken from the
+    window plus the image's size: no float work on untouched canvas. A window
+    smaller than the image is only cut when the border ring is uniform, so the
+    background noise there is zero too.
+    """
+
+    ink: np.ndarray   # float32 (h, w)
+    shape: tuple      # (H, W) of the whole image
+    top: int = 0
+    left: int = 0
+
+    @property
+    def whole(self):
+        return self.ink.shape == tuple(self.shape)
+
 
 def ink_map(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
     """PIL image of any mode -> float32 ink in [0, 1] (1 = ink), polarity undone.
@@ -77,43 +102,101 @@ def ink_map(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
     larger than `max_size` (width, height) is box-reduced by a whole factor (a
     wide number may need more width than one digit does).
     """
-    gray, alpha = _gray_and_alpha(image, max_size)
-    ring = _border_ring(gray.shape)
-    if alpha is None:
-        background = np.median(gray[ring])
-        return np.abs(gray - background)
-    premultiplied = gray * alpha
-    bg_gray = np.median(premultiplied[ring])
-    bg_alpha = np.median(alpha[ring])
-    return np.maximum(np.abs(premultiplied - bg_gray), np.abs(alpha - bg_alpha))
+    window = _ink_window(image, max_size)
+    if window.whole:
+        return window.ink
+    full = np.zeros(window.shape, np.float32)
+    h, w = window.ink.shape
+    full[window.top:window.top + h, window.left:window.left + w] = window.ink
+    return full
 
 
-def _gray_and_alpha(image, max_size):
-    """Float32 gray in [0, 1] and alpha in [0, 1] (None when fully opaque)."""
-    try:
-        image = ImageOps.exif_transpose(image)
-    except Exception:  # Pillow's EXIF parser fails in many ways; a bad tag must not cost the drawing
-        pass
+def _ink_window(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
+    """The ink of `image` (see ink_map) on the smallest window that holds all of it.
+
+    The window is found on the decoded 8-bit pixels: with a uniform border ring
+    every pixel equal to the ring's value has exactly zero ink, so only the box
+    of the others (plus one pixel, which the speck filter looks at) is turned
+    into float. A drawn canvas is mostly untouched background: this skips the
+    whole-canvas float work that used to be most of a request.
+    """
+    image = _upright(image)
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        image = _reduce(image.convert("F") if mode != "F" else image, max_size)
-        gray = np.asarray(image, dtype=np.float32)
-        top = float(gray.max()) if gray.size else 0.0
-        # full scale of the bit depth actually used (8, 10, 12, 16 bit sensors)
-        scale = float(2 ** max(8, int(np.ceil(np.log2(top + 1.0)))) - 1) if top > 0 else 255.0
-        return np.clip(gray / scale, 0.0, 1.0), None
+        gray = _wide_gray(image, max_size)
+        return InkWindow(np.abs(gray - np.median(gray[_border_ring(gray.shape)])), gray.shape)
     if _has_alpha(image):
-        image = _reduce(image.convert("RGBA"), max_size)
-        rgba = np.asarray(image, dtype=np.float32) / 255.0
-        alpha = rgba[..., 3]
-        gray = rgba[..., 0] * 0.299 + rgba[..., 1] * 0.587 + rgba[..., 2] * 0.114
-        if alpha.min() >= 1.0:
-            alpha = None
-        return gray.astype(np.float32), alpha
-    if mode not in ("L", "RGB"):
-        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1, P without transparency
-    image = _reduce(image.convert("L"), max_size)
-    return np.asarray(image, dtype=np.float32) / 255.0, None
+        pixels = np.asarray(_reduce(_as_mode(image, "RGBA"), max_size))
+        keys = pixels.view(np.uint32)[..., 0]  # one comparable value per RGBA pixel
+    else:
+        if mode not in ("L", "RGB"):
+            image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1, P without transparency
+        pixels = keys = np.asarray(_reduce(_as_mode(image, "L"), max_size))
+    shape = keys.shape
+    ring_keys = keys[_border_ring(shape)]
+    top, bottom, left, right = 0, shape[0], 0, shape[1]
+    if ring_keys.size and np.all(ring_keys == ring_keys[0]):
+        # a uniform border: its median is its one value, and the ink is the box of the rest
+        ring_keys = ring_keys[:1]
+        rows = np.flatnonzero(np.any(keys != ring_keys[0], axis=1))
+        if rows.size == 0:  # uniform: no ink anywhere
+            return InkWindow(np.zeros((0, 0), np.float32), shape)
+        cols = np.flatnonzero(np.any(keys[rows[0]:rows[-1] + 1] != ring_keys[0], axis=0))
+        top, bottom = max(0, rows[0] - 1), min(shape[0], rows[-1] + 2)
+        left, right = max(0, cols[0] - 1), min(shape[1], cols[-1] + 2)
+    window = pixels[top:bottom, left:right]
+    if pixels.ndim == 2:
+        gray, background = _GRAY8[window], float(np.median(_GRAY8[ring_keys]))
+        return InkWindow(np.abs(gray - np.float32(background)), shape, top, left)
+    gray, alpha = _gray_alpha8(window)
+    ring_gray, ring_alpha = _gray_alpha8(ring_keys.view(np.uint8).reshape(-1, 4))
+    if min(alpha.min(initial=1.0), ring_alpha.min(initial=1.0)) >= 1.0:  # opaque after all
+        background = float(np.median(ring_gray))
+        return InkWindow(np.abs(gray - np.float32(background)), shape, top, left)
+    bg_gray = np.float32(np.median(ring_gray * ring_alpha))
+    bg_alpha = np.float32(np.median(ring_alpha))
+    ink = np.maximum(np.abs(gray * alpha - bg_gray), np.abs(alpha - bg_alpha))
+    return InkWindow(ink, shape, top, left)
+
+
+# 8-bit level -> float32 in [0, 1], and its share of luma (ITU-R 601 weights),
+# as lookup tables: the same float32 values as converting and multiplying.
+_GRAY8 = np.arange(256, dtype=np.float32) / 255.0
+_LUMA8 = [(_GRAY8 * weight).astype(np.float32) for weight in (0.299, 0.587, 0.114)]
+
+
+def _gray_alpha8(rgba):
+    """Float32 gray and alpha in [0, 1] of uint8 RGBA pixels (any leading shape)."""
+    planes = np.moveaxis(rgba, -1, 0)
+    red, green, blue = (np.take(table, plane) for table, plane in zip(_LUMA8, planes))
+    gray = red + green
+    gray += blue
+    return gray, _GRAY8[planes[3]]
+
+
+def _upright(image):
+    """The image turned as its EXIF orientation says (a copy only when it must turn)."""
+    try:
+        if image.getexif().get(ORIENTATION_TAG, 1) == 1:
+            return image
+        return ImageOps.exif_transpose(image)
+    except Exception:  # Pillow's EXIF parser fails in many ways; a bad tag must not cost the drawing
+        return image
+
+
+def _as_mode(image, mode):
+    """`image.convert(mode)` without the copy convert makes when the mode already fits."""
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _wide_gray(image, max_size):
+    """16/32-bit and float images -> float32 gray in [0, 1], by the bit depth actually used."""
+    image = _reduce(image.convert("F") if image.mode != "F" else image, max_size)
+    gray = np.asarray(image, dtype=np.float32)
+    top = float(gray.max()) if gray.size else 0.0
+    # full scale of the bit depth actually used (8, 10, 12, 16 bit sensors)
+    scale = float(2 ** max(8, int(np.ceil(np.log2(top + 1.0)))) - 1) if top > 0 else 255.0
+    return np.clip(gray / scale, 0.0, 1.0)
 
 
 def _has_alpha(image):
@@ -147,7 +230,8 @@ def _border_ring(shape):
 
 def ink_to_mnist(ink):
     """Float ink (H, W), larger = more ink, any scale -> uint8 (28, 28) MNIST digit."""
-    return clean_ink_to_mnist(clean_ink(ink))
+    ink = np.asarray(ink, dtype=np.float32)
+    return _window_to_mnist(InkWindow(ink, ink.shape))
 
 
 def clean_ink(ink):
@@ -156,27 +240,35 @@ def clean_ink(ink):
     Raises BlankImageError when nothing in it is ink. The number reader cleans
     the whole image once with this, then normalises each digit's share of it.
     """
-    return _clean_ink(np.asarray(ink, dtype=np.float32))
+    ink = np.asarray(ink, dtype=np.float32)
+    return _clean_ink(InkWindow(ink, ink.shape))
 
 
 def clean_ink_to_mnist(ink):
     """Cleaned ink (from `clean_ink`) holding one digit -> uint8 (28, 28) MNIST digit."""
-    crop = _normalize_stroke(_crop_to_ink(ink, floor=0.0, ignore_specks=True))
+    return _cleaned_to_mnist(ink, ignore_specks=min(ink.shape) >= 3)
+
+
+def _window_to_mnist(window):
+    return _cleaned_to_mnist(_clean_ink(window), ignore_specks=min(window.shape) >= 3)
+
+
+def _cleaned_to_mnist(ink, ignore_specks):
+    crop = _normalize_stroke(_crop_to_ink(ink, floor=0.0, ignore_specks=ignore_specks))
     digit = _fit_box(crop)
     return _center_of_mass_place(digit)
 
 
-def _clean_ink(ink):
+def _clean_ink(window):
     """Rescale ink to the image's own contrast and drop what is noise; raise if blank."""
+    ink = window.ink
     if ink.ndim != 2 or ink.size == 0 or not np.all(np.isfinite(ink)):
         raise BlankImageError(BLANK_MESSAGE)
-    # A thin pen line keeps a third of its level in 3x3 blocks; speckle does not.
-    smooth = np.asarray(Image.fromarray(ink, "F").resize(
-        (max(1, ink.shape[1] // 3), max(1, ink.shape[0] // 3)), Image.BOX)) if min(ink.shape) >= 6 else ink
-    noise = _noise_level(ink)
-    contrast = _kth_largest(ink, 16)
-    if (_kth_largest(smooth, 4) < CONTRAST_FLOOR / 2 or contrast < CONTRAST_FLOOR
-            or contrast < NOISE_SIGMAS * noise):
+    size = window.shape[0] * window.shape[1]
+    noise = _noise_level(ink) if window.whole else 0.0
+    contrast = _kth_largest(ink, size, k=16)
+    if (contrast < CONTRAST_FLOOR or contrast < NOISE_SIGMAS * noise
+            or _kth_largest(*_block_average(window), k=4) < CONTRAST_FLOOR / 2):
         raise BlankImageError(BLANK_MESSAGE)
     low = max(NOISE_FRACTION * contrast, INK_SIGMAS * noise)
     high = SOLID_FRACTION * contrast
@@ -184,6 +276,40 @@ def _clean_ink(ink):
     if np.count_nonzero(cleaned > 0.5) < MIN_INK_PIXELS:
         raise BlankImageError(BLANK_MESSAGE)
     return cleaned.astype(np.float32)
+
+
+def _block_average(window):
+    """The ink box-reduced to a third of the image's size, on the window only,
+    and the number of cells of the whole reduction.
+
+    A thin pen line keeps a third of its level in 3x3 blocks; speckle does not.
+    The reduction's cells are those of the whole image (Pillow's BOX resize to
+    (W // 3, H // 3)); the cells the window touches are computed from the
+    window padded with the zeros that surround it.
+    """
+    ink, (height, width) = window.ink, window.shape
+    if min(height, width) < 6:
+        return ink, height * width
+    h, w = ink.shape
+    rows = _cells(window.top, window.top + h, height)
+    cols = _cells(window.left, window.left + w, width)
+    (r0, r1, y0, y1), (c0, c1, x0, x1) = rows, cols
+    region = np.zeros((y1 - y0, x1 - x0), np.float32)
+    region[window.top - y0:window.top - y0 + h, window.left - x0:window.left - x0 + w] = ink
+    sy, sx = height / (height // 3), width / (width // 3)
+    box = (c0 * sx - x0, r0 * sy - y0, c1 * sx - x0, r1 * sy - y0)
+    reduced = Image.fromarray(region, "F").resize((c1 - c0, r1 - r0), Image.BOX, box=box)
+    return np.asarray(reduced), (height // 3) * (width // 3)
+
+
+def _cells(start, stop, length):
+    """Cells of a BOX reduction of `length` to length // 3 that touch [start, stop),
+    and the source pixels they cover: (first cell, end cell, first pixel, end pixel)."""
+    cells = length // 3
+    scale = length / cells
+    first = min(cells - 1, int(start // scale))
+    end = min(cells, int(np.ceil(stop / scale)))
+    return first, end, int(first * scale), min(length, int(np.ceil(end * scale)))
 
 
 def _noise_level(ink):
@@ -198,10 +324,14 @@ def _noise_level(ink):
     return float(np.median(ring)) / 0.6745
 
 
-def _kth_largest(values, k):
-    """A contrast estimate that a handful of hot pixels cannot set."""
+def _kth_largest(values, size=None, k=1):
+    """A contrast estimate that a handful of hot pixels cannot set.
+
+    `size` is the number of values including the zeros left out of `values`
+    (a window of a larger image): k scales with it.
+    """
     flat = values.ravel()
-    k = min(k, max(1, flat.size // 50))
+    k = min(k, max(1, (flat.size if size is None else size) // 50))
     flat = flat[flat > 0]  # mostly background zeros, which slow partition down
     if flat.size < k:
         return 0.0
@@ -211,12 +341,13 @@ def _kth_largest(values, k):
 def _crop_to_ink(ink, floor=0.0, ignore_specks=False):
     """Crop to the ink's bounding box.
 
-    With ignore_specks the box is found on a 3x3 average, where a lone noise
-    pixel (1/9) falls below SPECK_LEVEL but the tip of a 1 px line (2/9) and
-    the faint rim of a stroke next to its core do not.
+    With ignore_specks (for images of 3x3 pixels or more) the box is found on
+    a 3x3 average, where a lone noise pixel (1/9) falls below SPECK_LEVEL but
+    the tip of a 1 px line (2/9) and the faint rim of a stroke next to its
+    core do not.
     """
     found = ink
-    if ignore_specks and min(ink.shape) >= 3:
+    if ignore_specks:
         padded = np.pad(ink, 1)
         rows = padded[:-2] + padded[1:-1] + padded[2:]
         found = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
@@ -270,7 +401,7 @@ def _normalize_stroke(crop):
     work = np.pad(np.clip(work, 0.0, 1.0), abs(steps) + 1)
     if steps > 0:
         # a hairline shrunk below one working pixel has lost intensity, not ink
-        work = np.clip(work / max(_kth_largest(work, 8), 1e-6), 0.0, 1.0)
+        work = np.clip(work / max(_kth_largest(work, k=8), 1e-6), 0.0, 1.0)
         for i in range(steps):
             work = _morph_step(work, np.maximum, square=i % 2 == 0)
     else:

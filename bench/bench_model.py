@@ -1,10 +1,18 @@
 """Speed and memory of the NumPy engine, with PyTorch (CPU) beside it when installed.
 
-    python -m bench.bench_model [--rounds 5] [--steps 20]
+    python -m bench.bench_model [--rounds 5] [--steps 20] [--detected-kernel]
 
 Each case runs in a fresh subprocess (so its peak RSS is its own), and the
 NumPy and PyTorch cases alternate round by round, so both see the same noisy
 machine; the table reports medians over rounds and the ratio of medians.
+
+OpenBLAS picks its kernels for the CPU it detects, unless OPENBLAS_CORETYPE
+(and OPENBLAS_L2_SIZE) say otherwise, as they do on some machines. The table
+names the kernel each NumPy case really ran (threadpoolctl: internal_api,
+architecture, threads, read inside the case). `--detected-kernel` re-runs this
+benchmark in a child process with both variables unset, so OpenBLAS detects
+the CPU itself; only the benchmark does that, tests and CI keep the machine's
+setting.
 """
 import argparse
 import json
@@ -12,11 +20,15 @@ import multiprocessing as mp
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 EPOCH_IMAGES = 60000
+KERNEL_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_seen_blas = []  # the kernel a case ran with, read while it ran
 
 
 def _numpy_train_step_seconds(arch_name, batch, steps):
@@ -33,6 +45,7 @@ def _numpy_train_step_seconds(arch_name, batch, steps):
     opt = Adam(net.parameters(), lr=1e-3)
     times = []
     with blas_single_threaded():
+        _seen_blas.append(blas_info())
         for i in range(steps + 3):
             start = time.perf_counter()
             x = normalize(images)  # augmentation excluded: PyTorch is timed without it too
@@ -79,6 +92,7 @@ def _torch_train_step_seconds(arch_name, batch, steps):
 def _numpy_inference_seconds(batch, repeats):
     from model.inference import load_model
     model = load_model()
+    _seen_blas.append(blas_info())
     x = np.random.default_rng(0).integers(0, 256, (batch, 28, 28), dtype=np.uint8)
     for _ in range(5):
         model.predict_proba(x)
@@ -116,11 +130,11 @@ CASES = {
 
 def _child(name, args, queue):
     seconds = CASES[name](*args)
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "; ".join(_seen_blas)))
 
 
 def run_case(name, *args):
-    """One measurement in a fresh process: (median seconds, peak RSS in MiB)."""
+    """One measurement in a fresh process: (median seconds, peak RSS in MiB, BLAS it ran)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(name, args, queue))
@@ -139,10 +153,23 @@ def torch_available():
 
 
 def blas_info():
+    """The BLAS NumPy uses right now, as threadpoolctl sees it: library, kernel, threads."""
     from threadpoolctl import threadpool_info
-    infos = [f"{i['internal_api']} {i.get('version') or ''} ({i.get('architecture') or '?'}, "
-             f"{i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas"]
+    infos = [f"{i['internal_api']} {i.get('version') or ''} kernel={i.get('architecture') or '?'} "
+             f"threads={i['num_threads']}" for i in threadpool_info() if i["user_api"] == "blas"]
     return "; ".join(infos) or "unknown"
+
+
+def kernel_settings():
+    return ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in KERNEL_OVERRIDES)
+
+
+def rerun_with_detected_kernel(argv):
+    """Run this benchmark again in a child whose environment lacks the kernel overrides."""
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_OVERRIDES}
+    print(f"re-running with {' and '.join(KERNEL_OVERRIDES)} unset (was: {kernel_settings()}), "
+          f"so OpenBLAS picks the kernel for the CPU it detects", flush=True)
+    return subprocess.run([sys.executable, "-m", "bench.bench_model", *argv], env=env).returncode
 
 
 def main(argv=None):
@@ -150,11 +177,19 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per case (median reported)")
     p.add_argument("--steps", type=int, default=20, help="training steps timed per round")
     p.add_argument("--json", help="also write the results as JSON here")
+    p.add_argument("--detected-kernel", action="store_true",
+                   help="run with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (OpenBLAS detects the CPU)")
     args = p.parse_args(argv)
+    if args.detected_kernel:
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--detected-kernel"]
+        if any(name in os.environ for name in KERNEL_OVERRIDES):
+            return rerun_with_detected_kernel(rest)
+        print("no kernel override set: running as is")
 
     with_torch = torch_available()
     rows = [("cnn", "train", 128), ("mlp", "train", 128), ("cnn", "infer", 1), ("cnn", "infer", 256)]
     results = {}
+    kernels = {}  # (arch, kind, batch) -> the BLAS the NumPy case reported
     for r in range(args.rounds):
         for arch, kind, batch in rows:
             engines = ["numpy", "torch"] if with_torch else ["numpy"]
@@ -162,13 +197,15 @@ def main(argv=None):
                 engines.reverse()  # alternate who goes first
             for engine in engines:
                 if kind == "train":
-                    sec, rss = run_case(f"{engine}-train", arch, batch, args.steps)
+                    sec, rss, blas = run_case(f"{engine}-train", arch, batch, args.steps)
                 else:
-                    sec, rss = run_case(f"{engine}-infer", batch, 200 if batch == 1 else 20)
+                    sec, rss, blas = run_case(f"{engine}-infer", batch, 200 if batch == 1 else 20)
                 results.setdefault((arch, kind, batch, engine), []).append((sec, rss))
+                if engine == "numpy":
+                    kernels.setdefault((arch, kind, batch), set()).add(blas)
 
-    print(f"NumPy {np.__version__}, BLAS: {blas_info()}, {os.cpu_count()} cores, "
-          f"{args.rounds} rounds (medians)")
+    print(f"NumPy {np.__version__}, {os.cpu_count()} cores, {args.rounds} rounds (medians); "
+          f"{kernel_settings()}")
     header = f"{'case':<26}{'numpy':>16}{'pytorch':>16}{'numpy/pytorch':>15}{'numpy peak RSS':>16}"
     print(header)
     print("-" * len(header))
@@ -195,10 +232,16 @@ def main(argv=None):
               f"{ratio:>15}{n_rss:>13.0f} MiB{extra}")
         table.append({"case": label, "numpy": n_val, "pytorch": t_val, "numpy_seconds": n_sec,
                       "pytorch_seconds": t_sec, "numpy_peak_rss_mib": n_rss})
+    print("\nBLAS each NumPy case ran with (threadpoolctl, read inside the case):")
+    for (arch, kind, batch), seen in kernels.items():
+        print(f"  {arch} {kind} b{batch}: {' | '.join(sorted(seen))}")
+    for row in table:
+        arch, kind, batch = row["case"].split()[0], row["case"].split()[1], int(row["case"].split()[2][1:])
+        row["numpy_blas"] = sorted(kernels[(arch, kind, batch)])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table, fh, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

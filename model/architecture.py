@@ -50,7 +50,7 @@ def _layer_shapes(index, kind, layer, shape):
         (d,) = shape
         u = int(layer["units"])
         return (u,), {"W": (d, u), "b": (u,)}
-    if kind in ("relu", "dropout"):
+    if kind in ("relu", "dropout", "sigmoid", "tanh"):  # parameter-free, shape-preserving
         return shape, {}
     raise ArchitectureError(f"layer {index}: unknown layer type {kind!r}")
 

@@ -62,6 +62,10 @@ class Model:
                 x = ops.maxpool(x, int(layer["size"]))
             elif kind == "relu":
                 x = ops.relu(x)
+            elif kind == "sigmoid":
+                x = ops.sigmoid(x)
+            elif kind == "tanh":
+                x = ops.tanh(x)
             elif kind == "flatten":
                 x = x.reshape(x.shape[0], -1)
             elif kind == "dense":

@@ -165,6 +165,29 @@ class ReLU(Layer):
         return dy * self.active
 
 
+class Sigmoid(Layer):
+    """The classic tutorials' squashing unit; its slope is y (1 - y), at most 1/4,
+    which is why sigmoid networks want the large learning rates of the 1990s."""
+
+    def forward(self, x, training=False):
+        self.y = ops.sigmoid(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * self.y * (1 - self.y)
+
+
+class Tanh(Layer):
+    """Zero-centred sigmoid (LeCun 1998): slope 1 - y^2, up to 1 at the origin."""
+
+    def forward(self, x, training=False):
+        self.y = ops.tanh(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (1 - self.y * self.y)
+
+
 class Flatten(Layer):
     def forward(self, x, training=False):
         self.shape = x.shape

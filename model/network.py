@@ -45,6 +45,10 @@ class Network:
                 layer = layers.MaxPool2D(spec["size"])
             elif kind == "relu":
                 layer = layers.ReLU()
+            elif kind == "sigmoid":
+                layer = layers.Sigmoid()
+            elif kind == "tanh":
+                layer = layers.Tanh()
             elif kind == "flatten":
                 layer = layers.Flatten()
             elif kind == "dense":

@@ -75,6 +75,20 @@ def relu(x):
     return np.maximum(x, 0, out=np.empty_like(x))
 
 
+def sigmoid(x):
+    """Logistic function written as 0.5 * (1 + tanh(x / 2)): the same value, but
+    no exp that overflows for large negative inputs (float32 exp(89) is inf)."""
+    y = np.multiply(x, x.dtype.type(0.5), out=np.empty_like(x))
+    np.tanh(y, out=y)
+    y += 1
+    y *= x.dtype.type(0.5)
+    return y
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
 def dense(x, weight, bias):
     y = x @ weight
     y += bias

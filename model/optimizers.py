@@ -61,9 +61,17 @@ def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, final_fraction=0.0
     return floor + 0.5 * (base_lr - floor) * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(name, params, lr, weight_decay):
+def constant(step, total_steps, base_lr, warmup_steps=0):
+    """The classic tutorials' schedule: the same learning rate from first step to last."""
+    return base_lr
+
+
+SCHEDULES = {"warmup-cosine": warmup_cosine, "constant": constant}
+
+
+def make_optimizer(name, params, lr, weight_decay, momentum=0.9):
     if name == "adam":
         return Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return SGD(params, lr=lr, weight_decay=weight_decay)
+        return SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
     raise ValueError(f"unknown optimizer {name!r} (choose adam or sgd)")

@@ -12,14 +12,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import modelfile, rejection
+from . import archspec, modelfile, rejection
 from .augment import AugmentConfig, Augmenter
 from .datasets import load_extra, load_mnist
 from .kaggle_csv import read_kaggle_csv
-from .losses import softmax_cross_entropy
+from .losses import LOSSES, softmax_cross_entropy
 from .metrics import confusion_matrix, format_confusion, format_per_class
-from .network import ARCHITECTURES, Network
-from .optimizers import make_optimizer, warmup_cosine
+from .network import Network
+from .optimizers import SCHEDULES, make_optimizer, warmup_cosine
 from .parallel import blas_single_threaded
 
 NORMALIZATION = {"shape": [28, 28, 1], "layout": "NHWC", "scale": 255.0, "mean": 0.1307, "std": 0.3081}
@@ -62,7 +62,8 @@ def split_validation(images, labels, val_size, rng):
 
 
 def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size, base_lr, rng,
-          augmenter=None, warmup_epochs=1, label_smoothing=0.0, log=print):
+          augmenter=None, warmup_epochs=1, label_smoothing=0.0, log=print,
+          schedule=warmup_cosine, loss_fn=softmax_cross_entropy):
     """Returns (best_state, history, best_epoch). Best = highest validation accuracy,
     or the last epoch when there is no validation set (the schedule ends near zero)."""
     steps_per_epoch = int(np.ceil(len(train_x) / batch_size))
@@ -83,9 +84,9 @@ def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size,
                 batch = augmenter(batch, rng)
             labels = train_y[idx]
             logits = net.forward(normalize(batch), training=True)
-            loss, dlogits = softmax_cross_entropy(logits, labels, label_smoothing)
+            loss, dlogits = loss_fn(logits, labels, label_smoothing)
             net.backward(dlogits)
-            optimizer.lr = warmup_cosine(step, total_steps, base_lr, warmup_epochs * steps_per_epoch)
+            optimizer.lr = schedule(step, total_steps, base_lr, warmup_epochs * steps_per_epoch)
             optimizer.step()
             step += 1
             seen += len(idx)
@@ -121,12 +122,19 @@ def build_parser():
     """Defaults are the shipped model's recipe (`make train`), shown by --help."""
     p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0],
                                 formatter_class=_ShowDefaults)
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn", help="network architecture")
+    p.add_argument("--arch", type=arch_argument, default="cnn",
+                   help=f"one of {', '.join(archspec.names())}, or a spec such as "
+                   "\"dense:128,relu,dense:64,relu,dense:10\" (see model/archspec.py)")
     p.add_argument("--epochs", type=int, default=12, help="passes over the training images")
     p.add_argument("--batch-size", type=int, default=128, help="images per optimizer step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                    help="adam, or sgd with Nesterov momentum")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0: plain SGD)")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="warmup-cosine",
+                   help="how the learning rate moves over the run")
+    p.add_argument("--loss", choices=sorted(LOSSES), default="cross-entropy",
+                   help="quadratic: sigmoid outputs and squared error, as in Nielsen's chapter 1")
     p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="share of each target spread over the other classes")
@@ -150,11 +158,21 @@ def build_parser():
                    help="share of the calibration digits allowed to be called 'not a digit'")
     p.add_argument("--out", default="runs/mnist_cnn.npz",
                    help="output .npz path, written atomically (`make promote` ships it)")
+    p.add_argument("--name", help="model name stored in the file (default: mnist-ARCH, mnist-pen-ARCH with --extra)")
     return p
 
 
 def parse_args(argv=None):
     return build_parser().parse_args(argv)
+
+
+def arch_argument(text):
+    """argparse type: a preset or spec, checked now so a typo is a usage error."""
+    try:
+        archspec.resolve(text)
+    except archspec.ArchSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def load_data(args):
@@ -192,16 +210,16 @@ def main(argv=None):
     print(f"training {args.arch} on {len(train_x)} images"
           f"{f', validating on {len(val_x)}' if val_x is not None else ''}, {args.epochs} epochs", flush=True)
 
-    architecture = with_classes(ARCHITECTURES[args.arch], classes)
+    architecture = with_classes(archspec.resolve(args.arch), classes)
     net = Network(architecture, NORMALIZATION["shape"], seed=args.seed)
-    optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, args.weight_decay)
+    optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, args.weight_decay, args.momentum)
     aug_cfg = augment_config(args)
     started = time.perf_counter()
     with blas_single_threaded():
         best_state, history, best_epoch = train(
             net, optimizer, train_x, train_y, val_x, val_y, epochs=args.epochs, batch_size=args.batch_size,
             base_lr=args.lr, rng=rng, augmenter=Augmenter(aug_cfg) if aug_cfg else None,
-            label_smoothing=args.label_smoothing)
+            label_smoothing=args.label_smoothing, schedule=SCHEDULES[args.schedule], loss_fn=LOSSES[args.loss])
         net.load_state_dict(best_state)
         seconds = time.perf_counter() - started
         print(f"kept epoch {best_epoch} ({'best validation accuracy' if val_x is not None else 'last epoch'}); "
@@ -224,7 +242,7 @@ def main(argv=None):
             not_digit = {"class": rejection.NOT_A_DIGIT, "threshold": 0.5, "target_digit_flag_rate": None}
 
     meta = {
-        "name": f"mnist-{args.arch}" if not args.extra else f"mnist-pen-{args.arch}",
+        "name": args.name or (f"mnist-{args.arch}" if not args.extra else f"mnist-pen-{args.arch}"),
         "architecture": architecture,
         "input": NORMALIZATION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -235,7 +253,8 @@ def main(argv=None):
             "train_images": int(len(train_x)),
             "val_images": int(len(val_x)) if val_x is not None else 0,
             "epochs": args.epochs, "best_epoch": best_epoch, "batch_size": args.batch_size,
-            "optimizer": args.optimizer, "lr": args.lr, "schedule": "warmup-cosine",
+            "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
+            "momentum": args.momentum, "loss": args.loss,
             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "seed": args.seed,
             "augmentation": aug_cfg.as_dict() if aug_cfg else None, "seconds": round(seconds, 1),
             "numpy": np.__version__,

@@ -212,6 +212,8 @@
   }
 
   async function send(body, headers, what) {
+    // The same input for static/compare.js, which asks the other models.
+    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: { body: body, headers: headers } }));
     const controller = new AbortController();
     inflight = controller;
     const mine = generation;
@@ -303,6 +305,7 @@
     els.result.classList.remove("not-a-digit");
     els.notDigit.hidden = true;
     document.dispatchEvent(new CustomEvent("digitdraw:idle"));
+    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: null }));
     els.digit.textContent = "";
     els.confidence.textContent = "";
     els.verdict.textContent = idleVerdict;

@@ -16,12 +16,19 @@ from app.preprocess import preprocess
 from model.modelfile import ModelFileError
 from tests.conftest import encode
 from tests.mnist_data import require_trained
+from tests.openapi_check import checking_client
 
 RAW_FORMATS = [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"),
                ("BMP", "image/bmp"), ("WEBP", "image/webp")]
 
 
 # ---------------------------------------------------------------- helpers
+
+@pytest.fixture
+def client(app):
+    """Every answer this file receives is also checked against /openapi.json."""
+    return checking_client(app)
+
 
 def png_declaring(width, height, complete=True):
     """A 1-bit PNG of `width` x `height` zeros: a few KB that decode to a huge image.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model import layers
-from model.losses import softmax_cross_entropy
+from model.losses import sigmoid_quadratic, softmax_cross_entropy
 from model.network import Network
 
 EPS = 1e-6
@@ -87,6 +87,23 @@ def test_relu_gradients(rng):
     check_layer(layers.ReLU(), x, rng)
 
 
+@pytest.mark.parametrize("layer_class", [layers.Sigmoid, layers.Tanh])
+def test_squashing_layer_gradients(rng, layer_class):
+    # Inputs spread over the curved part and both tails, where the slope is tiny.
+    check_layer(layer_class(), rng.standard_normal((4, 10)) * 4, rng)
+
+
+@pytest.mark.parametrize("layer_class,reference", [(layers.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+                                                   (layers.Tanh, np.tanh)])
+def test_squashing_layers_match_their_definition_without_overflow(layer_class, reference):
+    x = np.array([[-200.0, -20.0, -1.0, 0.0, 0.5, 20.0, 200.0]], np.float32)
+    with np.errstate(all="raise"):  # the float32 tails must not overflow
+        y = layer_class().forward(x)
+    assert y.dtype == np.float32
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(y, reference(x.astype(np.float64)), atol=1e-7)
+
+
 def test_flatten_gradients(rng):
     check_layer(layers.Flatten(), rng.standard_normal((2, 3, 3, 2)), rng)
 
@@ -130,6 +147,28 @@ def test_softmax_cross_entropy_gradient(rng, smoothing):
     np.testing.assert_allclose(analytic.reshape(-1), numeric, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_sigmoid_quadratic_gradient(rng, smoothing):
+    logits = rng.standard_normal((5, 10)) * 3
+    labels = rng.integers(0, 10, size=5)
+    _, analytic = sigmoid_quadratic(logits, labels, smoothing)
+
+    def loss():
+        return sigmoid_quadratic(logits, labels, smoothing)[0]
+
+    numeric = numeric_grad(loss, logits, np.arange(logits.size))
+    np.testing.assert_allclose(analytic.reshape(-1), numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_sigmoid_quadratic_value_matches_nielsen():
+    """C = 1/(2n) sum ||y - a||^2 with a = sigmoid(z) (Nielsen, eq. 6)."""
+    logits = np.array([[0.0, 2.0, -1.0], [1.0, -3.0, 0.5]], np.float32)
+    labels = np.array([1, 2])
+    a = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    y = np.eye(3)[labels]
+    assert sigmoid_quadratic(logits, labels)[0] == pytest.approx(np.sum((y - a) ** 2) / 4, rel=1e-5)
+
+
 def test_softmax_cross_entropy_value_matches_definition(rng):
     logits = rng.standard_normal((3, 10)).astype(np.float32)
     labels = np.array([1, 4, 9])
@@ -142,6 +181,17 @@ def test_whole_network_gradient(rng):
     """End to end through conv, pool, relu, flatten, dense and the loss."""
     arch = [{"type": "conv2d", "filters": 3, "kernel": 3, "padding": 1}, {"type": "maxpool2d", "size": 2},
             {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 10}]
+    check_network_gradient(arch, rng)
+
+
+def test_whole_sigmoid_and_tanh_network_gradient(rng):
+    """The classic tutorials' shape: dense layers squashed by sigmoid and tanh."""
+    arch = [{"type": "flatten"}, {"type": "dense", "units": 8}, {"type": "sigmoid"},
+            {"type": "dense", "units": 6}, {"type": "tanh"}, {"type": "dense", "units": 10}]
+    check_network_gradient(arch, rng)
+
+
+def check_network_gradient(arch, rng):
     net = Network(arch, input_shape=(6, 6, 1), seed=3)
     for layer in net.layers:
         to_float64(layer)
