@@ -181,6 +181,10 @@ def test_a_wide_upload_keeps_its_shape(browser, live_app):  # noqa: F811
 def test_keyboard_path_is_upload_and_the_page_says_so(browser, live_app, digit_image):  # noqa: F811
     from playwright.sync_api import expect
     with page_on(browser, live_app, viewport={"width": 1100, "height": 800}) as page:
+        # Playwright turns file-chooser interception on without waiting for it; subscribe
+        # long before the key press so Chromium is already intercepting (CI lost this race).
+        seen_choosers = []
+        page.on("filechooser", lambda chooser: seen_choosers.append(chooser))
         page.wait_for_load_state("networkidle")  # every deferred script has run
         hint = page.locator("#keyboard-hint")
         expect(hint).to_be_visible()
@@ -204,6 +208,7 @@ def test_keyboard_path_is_upload_and_the_page_says_so(browser, live_app, digit_i
         chooser.value.set_files(files=[{"name": "seven.png", "mimeType": "image/png",
                                         "buffer": encode(digit_image(7), "PNG")}])
         assert expect_a_digit(page) == 7
+        assert len(seen_choosers) == 1  # one key press, one chooser
 
 
 # ---------------------------------------------------------------- wording and states
