@@ -43,13 +43,19 @@ def live_answer(model_path=None):
     """A real POST /predict answer from the app (test client, shipped model by default)."""
     from app import create_app
 
-    logging.getLogger("digitdraw").disabled = True  # keep the printed sample clean
-    logging.getLogger("digitdraw.request").disabled = True
     config = {"TESTING": True}
     if model_path:
         config["MODEL_PATH"] = model_path
-    client = create_app(config).test_client()
-    response = client.post("/predict", data=sample_png(), content_type="image/png")
+    loggers = [logging.getLogger("digitdraw"), logging.getLogger("digitdraw.request")]
+    were = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True  # keep the printed sample clean; restored below for the caller
+    try:
+        client = create_app(config).test_client()
+        response = client.post("/predict", data=sample_png(), content_type="image/png")
+    finally:
+        for logger, was in zip(loggers, were):
+            logger.disabled = was
     if response.status_code != 200:
         raise SystemExit(f"/predict answered {response.status_code}: {response.get_data(as_text=True)}")
     return response.get_json()
