@@ -219,7 +219,8 @@ def test_real_pen_digits_of_held_out_writers_replayed_as_mouse_strokes(desktop):
     (UNIPEN, tools/pendata.py), replayed point by point at 70% of the pad."""
     from tests.pen_data import pen
     from tools import pendata
-    sample = pendata.stratified(pendata.by_institution(pen("digits"), pendata.HOLDOUT), 2,
+    per_digit = int(os.environ.get("PEN_BROWSER_PER_DIGIT", "2"))  # more for a measurement (docs/pen.md)
+    sample = pendata.stratified(pendata.by_institution(pen("digits"), pendata.HOLDOUT), per_digit,
                                 key=lambda s: s["label"], seed=11)
     answers, labels = [], []
     for item in sorted(sample, key=lambda s: s["label"]):
@@ -233,7 +234,8 @@ def test_real_pen_digits_of_held_out_writers_replayed_as_mouse_strokes(desktop):
         labels.append(item["label"])
         desktop.locator("#clear").click()
     correct = sum(a == d for a, d in zip(answers, labels))
-    assert len(labels) == 20 and correct >= 18, f"read {answers} for {labels}"
+    print(f"\nheld-out pen digits drawn in the browser: {correct}/{len(labels)} = {correct / len(labels):.2%}")
+    assert len(labels) == 10 * per_digit and correct >= 0.9 * len(labels), f"read {answers} for {labels}"
 
 
 def draw_stroke_by_stroke(page, unit_strokes):
