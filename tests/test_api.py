@@ -314,8 +314,11 @@ def test_post_to_healthz_is_405(client):
     assert_json_error(client.post("/healthz"), 405)
 
 
-def test_unknown_path_is_json_404(client):
+def test_unknown_path_is_json_404_that_points_to_the_routes(client):
     assert_json_error(client.get("/no/such/page"), 404)
+    message = client.get("/no/such/page").get_json()["error"]
+    assert "/openapi.json" in message and "/predict/number" in message
+    assert client.get("/openapi.json").status_code == 200  # where it points exists
 
 
 def test_unexpected_error_is_json_500_without_details(app, caplog):
