@@ -151,6 +151,16 @@ def test_compare_keeps_up_with_clear_corrections_number_mode_and_switching_off(
     expect_cards(page, "7", "3")
 
     asked.clear()
+    with page.expect_response(lambda r: r.url.endswith("/predict?model=cnn"), timeout=ANSWER_TIMEOUT_MS):
+        draw_on_pad(page, [[(0.35, 0.55), (0.75, 0.55)]])  # a second stroke: a crossed 7
+    with page.expect_response(lambda r: r.url.endswith("/predict?model=cnn"), timeout=ANSWER_TIMEOUT_MS) as undone:
+        page.locator("#undo").click()  # Undo asks every model about what is left
+    assert undone.value.json()["digit"] == 7
+    expect_cards(page, "7", "3")
+    assert expect_a_digit(page) == 7
+    assert sorted(asked) == ["", "", "always3", "always3", "cnn", "cnn"], asked
+
+    asked.clear()
     number_mode(page)
     write_and_read(page, [2, 0, 2, 6])
     assert asked == [], "number mode asked /predict, not only /predict/number"
