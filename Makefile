@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean zoo-eval
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -45,6 +45,7 @@ help:
 	@echo "make mutate       mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
 	@echo "make eval-numbers exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
 	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
+	@echo "make zoo-eval     judge the shipped zoo files and the CNN again (no training) and print the table"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -169,3 +170,7 @@ eval-numbers: venv
 # ---- model zoo: the classic tutorial networks retrained and compared (docs/zoo.md)
 zoo: venv
 	nice -n 19 $(PY) -m tools.zoo --data $(MNIST_DIR)
+
+# ---- model zoo, evaluation only: the shipped .npz files judged again, nothing trained
+zoo-eval: venv
+	nice -n 19 $(PY) -m tools.zoo --eval-only --data $(MNIST_DIR)

@@ -108,7 +108,20 @@ def phone(browser, live_app):
 
 def _pad_points(page, stroke):
     box = page.locator("#pad").bounding_box()
-    return [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+    _require_in_view(page, points)
+    return points
+
+
+def _require_in_view(page, points):
+    """Mouse and touch input only reach what is on screen: a stroke starting above
+    the viewport presses on nothing and the page rightly sends nothing. Say so,
+    rather than let the test blame the page (the pad scrolls away when a test
+    clicks a control below the fold)."""
+    width, height = page.evaluate("() => [window.innerWidth, window.innerHeight]")
+    outside = [(round(x), round(y)) for x, y in points if not (0 <= x < width and 0 <= y < height)]
+    assert not outside, (f"stroke point {outside[0]} is outside the {width}x{height} viewport: "
+                         "scroll the pad into view before drawing, as a person would")
 
 
 def draw_with_mouse(page, strokes, steps=8):

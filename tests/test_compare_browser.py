@@ -6,6 +6,7 @@ cards must show two different answers and flag the disagreement.
 """
 import re
 import threading
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from werkzeug.serving import make_server
@@ -23,6 +24,7 @@ from tests.test_browser import (  # noqa: F401
     expect_a_digit,
 )
 from tests.test_models_api import write_fixed_answer_model
+from tests.test_number_page import number_mode, write_and_read
 
 pytestmark = pytest.mark.browser
 
@@ -54,8 +56,6 @@ def card(page, name):
     return page.locator(f'#compare-results li[data-model="{name}"]')
 
 
-@pytest.mark.xfail(reason="known bug after the merges: with Compare on, a drawing made after Clear sends "
-                          "no request (found at the end of the session, see the issue 15 note)", strict=False)
 def test_compare_shows_every_models_answer_side_by_side(browser, live_app, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     page, problems = open_page(browser, live_app, viewport={"width": 1100, "height": 800})
@@ -82,13 +82,109 @@ def test_compare_shows_every_models_answer_side_by_side(browser, live_app, digit
     expect(card(page, "cnn").locator(".compare-digit")).to_have_text("–")
     expect(card(page, "always3").locator(".compare-digit")).to_have_text("–")
 
+    # Checking the switch scrolled it into view, and the pad with it out of view
+    # (it sits below the fold at 800 px): a person scrolls back up to draw.
+    page.locator("#pad").scroll_into_view_if_needed()
     draw_with_mouse(page, digit_strokes[1])  # while on, every new stroke is compared at once
+    assert expect_a_digit(page) == 1
     expect(card(page, "cnn").locator(".compare-digit")).to_have_text("1", timeout=ANSWER_TIMEOUT_MS)
     expect(card(page, "always3").locator(".compare-digit")).to_have_text("3", timeout=ANSWER_TIMEOUT_MS)
 
     switch.press("Space")  # the keyboard turns it off again
     expect(switch).not_to_be_checked()
     expect(page.locator("#compare-results")).to_be_hidden()
+    page.context.close()
+    assert problems == []
+
+
+def record_predict_requests(page):
+    """The model each POST /predict names, in order ('' for the page's main answer)."""
+    asked = []
+
+    def note(request):
+        url = urlsplit(request.url)
+        if request.method == "POST" and url.path == "/predict":
+            asked.append(parse_qs(url.query).get("model", [""])[0])
+    page.on("request", note)
+    return asked
+
+
+def draw_on_pad(page, strokes):
+    page.locator("#pad").scroll_into_view_if_needed()  # controls below the fold scroll it away
+    draw_with_mouse(page, strokes)
+
+
+def expect_cards(page, cnn, always3):
+    from playwright.sync_api import expect
+    expect(card(page, "cnn").locator(".compare-digit")).to_have_text(cnn, timeout=ANSWER_TIMEOUT_MS)
+    expect(card(page, "always3").locator(".compare-digit")).to_have_text(always3, timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_compare_keeps_up_with_clear_corrections_number_mode_and_switching_off(
+        browser, live_app, digit_strokes):  # noqa: F811
+    """The whole page as merged (number mode, the corrections row, compare): every
+    drawing after a Clear is asked of every model; number mode asks none of them;
+    switched off, only the main answer is asked for, and on again, the drawing
+    on the pad is compared at once."""
+    from playwright.sync_api import expect
+    page, problems = open_page(browser, live_app, viewport={"width": 1100, "height": 800})
+    asked = record_predict_requests(page)
+    switch = page.get_by_role("switch", name="Compare models")
+    corrections = page.locator("#feedback")
+    switch.check()
+    expect(page.locator("#compare-results li")).to_have_count(2)
+
+    for digit in (7, 1, 7):  # each drawing after a Clear, like the first
+        page.locator("#clear").click()
+        expect(corrections).to_be_hidden()
+        expect_cards(page, "–", "–")
+        asked.clear()
+        draw_on_pad(page, digit_strokes[digit])
+        assert expect_a_digit(page) == digit
+        expect_cards(page, str(digit), "3")
+        expect(corrections).to_be_visible()
+        assert sorted(set(asked)) == ["", "always3", "cnn"], asked
+
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as saved:
+        page.locator('.feedback-label[data-label="7"]').click()  # a correction does not upset compare
+    assert saved.value.status == 201
+    expect_cards(page, "7", "3")
+
+    asked.clear()
+    with page.expect_response(lambda r: r.url.endswith("/predict?model=cnn"), timeout=ANSWER_TIMEOUT_MS):
+        draw_on_pad(page, [[(0.35, 0.55), (0.75, 0.55)]])  # a second stroke: a crossed 7
+    with page.expect_response(lambda r: r.url.endswith("/predict?model=cnn"), timeout=ANSWER_TIMEOUT_MS) as undone:
+        page.locator("#undo").click()  # Undo asks every model about what is left
+    assert undone.value.json()["digit"] == 7
+    expect_cards(page, "7", "3")
+    assert expect_a_digit(page) == 7
+    assert sorted(asked) == ["", "", "always3", "always3", "cnn", "cnn"], asked
+
+    asked.clear()
+    number_mode(page)
+    write_and_read(page, [2, 0, 2, 6])
+    assert asked == [], "number mode asked /predict, not only /predict/number"
+    page.locator("#mode-digit").click()
+    expect(page.locator("#digit")).to_have_text("7")  # digit mode kept its drawing and answers
+    expect_cards(page, "7", "3")
+    page.locator("#clear").click()
+    draw_on_pad(page, digit_strokes[1])
+    assert expect_a_digit(page) == 1
+    expect_cards(page, "1", "3")
+
+    switch.uncheck()
+    expect(page.locator("#compare-results")).to_be_hidden()
+    page.locator("#clear").click()
+    asked.clear()
+    draw_on_pad(page, digit_strokes[0])
+    assert expect_a_digit(page) == 0
+    assert asked and set(asked) == {""}, f"switched off, yet the models were asked: {asked}"
+    expect_cards(page, "–", "–")  # nothing stale waits behind the switch
+
+    asked.clear()
+    switch.check()  # on again: the drawing already there is compared at once
+    expect_cards(page, "0", "3")
+    assert sorted(asked) == ["always3", "cnn"]
     page.context.close()
     assert problems == []
 

@@ -8,7 +8,7 @@ import pytest
 from model.inference import load_model
 from tests.mnist_data import mnist
 from tests.pen_data import require_pen
-from tools import pendata, zoo
+from tools import pen_eval, pendata, zoo
 
 
 def test_pen_column_reads_held_out_writers_through_the_api_path():
@@ -36,6 +36,23 @@ def test_pen_sample_comes_only_from_the_held_out_institutions(monkeypatch):
     monkeypatch.setattr(pendata, "stratified", spy)
     zoo.pen_digits(pendata.pen_dir_from_env(), 20)
     assert seen and {s["inst"] for s in seen} <= set(pendata.HOLDOUT)
+
+
+def test_by_default_the_pen_column_reads_every_held_out_digit_as_make_eval_pen_does(monkeypatch):
+    """All of gmd and app, in the data set's order, drawn with pen_eval's seeds in
+    the default variant: the same inputs, so the same accuracy, as make eval-pen."""
+    require_pen()
+    pen_dir = pendata.pen_dir_from_env()
+    everything = zoo.pen_samples(pen_dir)
+    held_out = [s["id"] for s in pendata.load("digits", pen_dir) if s["inst"] in pendata.HOLDOUT]
+    assert [s["id"] for s in everything] == held_out and len(held_out) > 1000
+    first = everything[:30]
+    monkeypatch.setattr(zoo, "pen_samples", lambda *args, **kwargs: first)
+    digits, labels = zoo.pen_digits(pen_dir)
+    model = load_model()
+    judged = pen_eval.evaluate_digits(model, first, ["default"], seed=0)["variants"]["default"]
+    np.testing.assert_array_equal(digits, judged["inputs"])
+    assert zoo.pen_accuracy(model, (digits, labels)) == float(np.mean(judged["answers"] == labels))
 
 
 def test_every_recipe_is_a_valid_trainer_command():

@@ -110,15 +110,34 @@ def accuracy(model, images, labels, batch=1000):
     return float(np.mean(predicted == labels))
 
 
-def pen_digits(pen_dir, n, seed=0):
-    """(uint8 (N, 28, 28) inputs as /predict sees them, labels (N,)): about n real
-    pen digits of the held-out institutions, the same number per digit, drawn on
-    the canvas in the default variant and preprocessed as the API does."""
-    from tools import pen_eval, pendata
+def pen_samples(pen_dir, n=None, seed=0):
+    """The held-out institutions' pen digits (`tools.pendata.HOLDOUT`): all of them,
+    in the data set's order, which is exactly what `make eval-pen` draws; or about
+    n of them, the same number per digit (a quicker, smaller sample)."""
+    from tools import pendata
     samples = pendata.by_institution(pendata.load("digits", pen_dir), pendata.HOLDOUT)
-    sample = pendata.stratified(samples, max(1, n // 10), key=lambda s: s["label"], seed=seed)
-    _, digits = pen_eval.draw_all([s["strokes"] for s in sample], "default", seed, jobs=1)
+    if n is None:
+        return samples
+    return pendata.stratified(samples, max(1, n // 10), key=lambda s: s["label"], seed=seed)
+
+
+def pen_digits(pen_dir, n=None, seed=0, jobs=1):
+    """(uint8 (N, 28, 28) inputs as /predict sees them, labels (N,)): the held-out pen
+    digits of `pen_samples`, drawn on the canvas in the default variant, encoded as
+    PNG and preprocessed as the API does (`tools.pen_eval.draw_all`, same seeds), so
+    with n=None a model's pen accuracy is its default-variant row of `make eval-pen`."""
+    from tools import pen_eval
+    sample = pen_samples(pen_dir, n, seed)
+    _, digits = pen_eval.draw_all([s["strokes"] for s in sample], "default", seed, jobs)
     return digits, np.array([s["label"] for s in sample], dtype=np.int64)
+
+
+def pen_accuracy(model, pen):
+    """Share of pen digits whose most likely digit is right, read as `tools.pen_eval` reads them."""
+    from tools import pen_eval
+    digits, labels = pen
+    answers, _ = pen_eval.classify(model, digits)
+    return float(np.mean(answers == labels))
 
 
 def judge(model, mnist_test, pen):
@@ -131,7 +150,7 @@ def judge(model, mnist_test, pen):
         "epochs": len(history),
         "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
         "mnist": accuracy(model, *mnist_test),
-        "pen": accuracy(model, *pen) if pen is not None else None,
+        "pen": pen_accuracy(model, pen) if pen is not None else None,
         "latency_ms": batch1_latency_ms(model, mnist_test[0][0]),
         "kbytes": os.path.getsize(model.path) / 1024,
     }
@@ -158,7 +177,11 @@ def main(argv=None):
     parser.add_argument("--data", default=None, help="MNIST directory (default: MNIST_DIR or ../shared/mnist)")
     parser.add_argument("--pen", default=None,
                         help="pen data directory (default: PENDIGITS_DIR or ../shared/pendigits)")
-    parser.add_argument("--pen-n", type=int, default=1000, help="pen digits judged, stratified by label (0: skip)")
+    parser.add_argument("--pen-n", type=int, default=None,
+                        help="judge about N held-out pen digits, stratified by label "
+                             "(default: all of them, as make eval-pen; 0: skip)")
+    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
+                        help="processes drawing the pen digits (the result does not depend on it)")
     parser.add_argument("--commands", action="store_true", help="print each row's model.train command and exit")
     args = parser.parse_args(argv)
 
@@ -190,10 +213,12 @@ def main(argv=None):
     mnist_test = (test["test_images"], test["test_labels"].astype(np.int64))
     pen = None
     pen_dir = args.pen or pendata.pen_dir_from_env()
-    if args.pen_n > 0 and pen_dir:
-        log(f"drawing {args.pen_n} pen digits of {', '.join(pendata.HOLDOUT)} from {pen_dir} as canvas PNGs")
-        pen = pen_digits(pen_dir, args.pen_n)
-    elif args.pen_n > 0:
+    want_pen = args.pen_n is None or args.pen_n > 0
+    if want_pen and pen_dir:
+        how_many = "all" if args.pen_n is None else f"about {args.pen_n}"
+        log(f"drawing {how_many} pen digits of {', '.join(pendata.HOLDOUT)} from {pen_dir} as canvas PNGs")
+        pen = pen_digits(pen_dir, args.pen_n, jobs=args.jobs)
+    elif want_pen:
         log("pen digits not found (../shared/pendigits or PENDIGITS_DIR): the pen column stays empty")
 
     rows = []
@@ -203,7 +228,7 @@ def main(argv=None):
     if not wanted or SHIPPED in wanted:
         model = load_model()
         rows.append((f"{SHIPPED} (shipped)", judge(model, mnist_test, pen), "-"))
-    pen_note = (f"{len(pen[1])} UNIPEN digits of the held-out writers ({', '.join(pendata.HOLDOUT)})"
+    pen_note = (f"{len(pen[1])} UNIPEN digits of the held-out writers ({', '.join(pendata.HOLDOUT)}), default variant"
                 if pen is not None else "no pen data")
     print(f"MNIST test: 10,000 images; pen: {pen_note}, drawn 280x280 and preprocessed as the API does; "
           f"latency: median of one-image predict calls, one BLAS thread, on this machine ({os.cpu_count()} cores)")
