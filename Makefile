@@ -115,7 +115,8 @@ MODULES ?= model.optimizers model.losses model.layers model.modelfile model.infe
 	app.preprocess app.api app.payload app.imaging
 TESTS_model.optimizers := tests/test_optimizers.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
-TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py
+TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
+	tests/test_archspec.py
 TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
 TESTS_model.inference  := tests/test_modelfile.py tests/test_refusals.py \
 	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
