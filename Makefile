@@ -118,7 +118,8 @@ TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
 	tests/test_archspec.py
 TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
-TESTS_model.inference  := tests/test_modelfile.py tests/test_refusals.py \
+TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py \
+	tests/test_archspec.py::test_inference_runs_sigmoid_and_tanh_like_the_trainer \
 	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
 	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
 TESTS_app.preprocess   := tests/test_preprocess.py

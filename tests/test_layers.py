@@ -117,3 +117,48 @@ def test_every_layer_stays_float32_forward_and_backward(make, shape):
     assert dx.dtype == np.float32 and dx.shape == x.shape
     for key in layer.grads:
         assert layer.grads[key].dtype == np.float32
+
+
+def test_dropout_called_without_the_flag_is_inference():
+    """Forgetting `training=` must never drop units from a prediction."""
+    x = np.ones((20, 50), np.float32)
+    layer = layers.Dropout(0.5, np.random.default_rng(4))
+    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.backward(x), x)
+
+
+def test_relu_gradient_is_zero_where_the_unit_is_off_including_zero():
+    """The subgradient at exactly 0 is 0, as in PyTorch and TensorFlow: a unit
+    sitting at 0 (a zero-padded border, an all-zero input) passes no gradient."""
+    relu = layers.ReLU()
+    x = np.array([[-1.0, 0.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(relu.backward(np.full_like(x, 5.0)), [[0.0, 0.0, 5.0]])
+
+
+def test_maxpool_remembers_its_argmax_in_a_byte_per_input():
+    """Pooling keeps a boolean mask (1 byte per input value) for its backward pass;
+    a float mask would be 8 bytes, twice the float32 input. Peak memory while pooling
+    a 3.2 MB batch: output 0.8 MB + mask 0.8 MB, measured 1.6 MB; a float64 mask adds 6.4 MB."""
+    import tracemalloc
+
+    x = np.random.default_rng(0).standard_normal((32, 28, 28, 32)).astype(np.float32)
+    pool = layers.MaxPool2D(2)
+    tracemalloc.start()
+    try:
+        pool.forward(x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * x.nbytes, f"pooling {x.nbytes} bytes peaked at {peak}"
+
+
+def test_conv_gradients_for_a_batch_larger_than_the_image():
+    """The backward pass splits the batch, not an image axis: with 9 images of 4x4
+    every image's gradient must arrive (the trainer's batches are 128 images of 28x28)."""
+    from tests.test_gradients import check_layer, to_float64
+
+    rng = np.random.default_rng(8)
+    layer = to_float64(layers.Conv2D(2, 3, 3, 1, rng))
+    layer.CHUNK = 2
+    check_layer(layer, rng.standard_normal((9, 4, 4, 2)), rng, n_samples=60)
