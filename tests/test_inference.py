@@ -45,6 +45,12 @@ def test_normalisation_is_the_trainers_and_the_defaults_are_plain_scaling():
     plain = Model({"architecture": [{"type": "flatten"}], "input": {"shape": [28, 28, 1]},
                    "weights_sha256": "0" * 64}, {})
     np.testing.assert_allclose(plain.normalize(x), (x / 255.0).reshape(1, 28, 28, 1), rtol=1e-6)
+    assert mnist.normalize(x).dtype == np.float32  # the whole forward pass then stays float32
+    for stored, white in [({"scale": 127.5}, 2.0), ({"mean": 0.5}, 0.5), ({"std": 0.5}, 2.0),
+                          ({"scale": 127.5, "mean": 0.5, "std": 0.5}, 3.0)]:
+        model = Model({"architecture": [{"type": "flatten"}], "input": {"shape": [28, 28, 1], **stored},
+                       "weights_sha256": "0" * 64}, {})
+        assert float(model.normalize(x).max()) == pytest.approx(white, rel=1e-6), stored
 
 
 def test_one_image_and_a_batch_of_one_give_the_same_answer():
@@ -59,6 +65,19 @@ def test_wrong_image_size_is_refused_naming_both_shapes():
     model = Model(meta_for(ARCH), Network(ARCH, seed=1).state_dict())
     with pytest.raises(ValueError, match=r"expected images of shape \(N, 28, 28\), got \(2, 28, 27\)"):
         model.predict(np.zeros((2, 28, 27), np.uint8))
+    arch = [{"type": "flatten"}, {"type": "dense", "units": 10}]
+    wide = Model({"architecture": arch, "input": {"shape": [20, 24, 1]}, "weights_sha256": "0" * 64},
+                 Network(arch, input_shape=(20, 24, 1), seed=0).state_dict())
+    assert wide.predict_proba(np.zeros((1, 20, 24), np.uint8)).shape == (1, 10)
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, 20, 24\), got \(1, 24, 20\)"):
+        wide.predict(np.zeros((1, 24, 20), np.uint8))
+
+
+def test_images_with_a_channel_axis_are_read_like_plain_ones():
+    """(N, 28, 28, 1), the trainer's NHWC layout, is the same images as (N, 28, 28)."""
+    model = Model(meta_for(ARCH), Network(ARCH, seed=1).state_dict())
+    x = images(3, seed=6)
+    np.testing.assert_array_equal(model.predict_proba(x[..., None]), model.predict_proba(x))
 
 
 def biased_model(logits, **meta):
