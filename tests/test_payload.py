@@ -61,8 +61,8 @@ def test_fields_travel_the_way_the_image_does(app):
 
 @pytest.mark.parametrize("text", [
     base64.urlsafe_b64encode(b"\xfb\xff\xfe" + IMAGE).decode(),           # URL-safe alphabet ("-", "_")
-    base64.urlsafe_b64encode(b"\xfb\xef" + IMAGE).decode(),               # only "-"... or only "_"
-    base64.urlsafe_b64encode(b"\xff\xff" + IMAGE).decode(),
+    base64.urlsafe_b64encode(b"\xfb\xef\xbe").decode(),                   # "----": only "-"
+    base64.urlsafe_b64encode(b"\xff\xff\xff").decode(),                   # "____": only "_"
     base64.b64encode(b"\xfb\xff\xfe" + IMAGE).decode().rstrip("="),       # standard, padding dropped
     base64.b64encode(b"\xfb\xff" + IMAGE).decode().rstrip("="),
 ])
@@ -106,9 +106,13 @@ def test_base64_in_either_alphabet_with_or_without_padding(app, text):
      "The form field must be named 'image' (got 'picture'); e.g. curl -F image=@digit.png .../predict."),
     ({"data": {"other": "x"}, "content_type": "multipart/form-data"}, 400,
      "The form field must be named 'image' (got 'other'); e.g. curl -F image=@digit.png .../predict."),
+    ({"data": {"b": "x", "a": "y"}, "content_type": "multipart/form-data"}, 400,
+     "The form field must be named 'image' (got 'a', 'b'); e.g. curl -F image=@digit.png .../predict."),
+    ({"data": {"": "x"}, "content_type": "multipart/form-data"}, 400,
+     "The form field must be named 'image'; e.g. curl -F image=@digit.png .../predict."),
 ], ids=["nothing", "no-type", "text", "tiff", "empty-raw", "empty-json", "bad-json", "deep-json", "json-list",
         "no-image-key", "blank-image", "not-base64-url", "malformed-url", "empty-url-data",
-        "bad-base64", "unnamed-part", "wrong-field"])
+        "bad-base64", "unnamed-part", "wrong-field", "two-wrong-fields", "only-unnamed"])
 def test_every_refusal_says_what_to_fix(app, request_kwargs, status, message):
     assert refusal(app, **request_kwargs) == (status, message)
 
@@ -126,3 +130,17 @@ def test_a_form_with_too_many_parts_is_told_so_and_a_long_one_is_too_large():
             payload.image_and_fields(current)
     assert refused.value.status == 413
     assert "over the limit of 20000 bytes" in refused.value.message
+
+
+def test_a_body_of_exactly_the_limit_is_read():
+    app = create_app({"TESTING": True, "MAX_BODY_BYTES": len(IMAGE)})
+    assert read(app, data=IMAGE, content_type="image/png") == (IMAGE, {})
+
+
+def test_too_many_parts_in_a_form_of_exactly_the_limit_is_still_a_400():
+    from werkzeug.test import encode_multipart
+
+    boundary, body = encode_multipart({f"f{i}": "x" for i in range(30)})
+    app = create_app({"TESTING": True, "MAX_BODY_BYTES": len(body)})
+    status, message = refusal(app, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert status == 400 and message.startswith("The form has more than")
