@@ -123,7 +123,7 @@ TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py \
 	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
 	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
 TESTS_app.preprocess   := tests/test_preprocess.py
-TESTS_app.api          := tests/test_api.py tests/test_refusals.py
+TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_refusals.py
 TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_refusals.py
 TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py
 
