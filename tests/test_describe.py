@@ -34,7 +34,7 @@ def test_unsure_is_decided_at_exactly_the_threshold():
 
 
 def test_scores_and_timings_are_rounded_for_reading():
-    out = answer(np.eye(10)[2], not_digit=0.123456, preprocess_ms=1.23456, model_ms=2.34567)
+    out = answer(np.eye(10)[2], not_digit=0.123456, preprocess_ms=1.23456, model_ms=2.34667)
     assert out["not_digit_score"] == 0.1235
     assert out["elapsed_ms"] == 3.58
     assert out["timings_ms"] == {"decode_and_preprocess": 1.23, "model": 2.35}
