@@ -116,15 +116,17 @@ MODULES ?= model.optimizers model.losses model.layers model.modelfile model.infe
 	app.preprocess app.api app.payload app.imaging
 TESTS_model.optimizers := tests/test_optimizers.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
-TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py
+TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
+	tests/test_archspec.py
 TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
-TESTS_model.inference  := tests/test_modelfile.py tests/test_refusals.py \
+TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py \
+	tests/test_archspec.py::test_inference_runs_sigmoid_and_tanh_like_the_trainer \
 	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
 	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
 TESTS_app.preprocess   := tests/test_preprocess.py
-TESTS_app.api          := tests/test_api.py tests/test_refusals.py
-TESTS_app.payload      := tests/test_api.py tests/test_refusals.py
-TESTS_app.imaging      := tests/test_api.py tests/test_refusals.py
+TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_refusals.py
+TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_refusals.py
+TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

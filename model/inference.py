@@ -87,7 +87,7 @@ class Model:
         ten digit probabilities are renormalised without it, so they still
         name the closest digit. A plain ten-output model never rejects.
         """
-        full = ops.softmax(self.logits(images).astype(np.float32, copy=False))
+        full = ops.softmax(self.logits(images).astype(np.float32))  # logits are float32: a copy of (N, 11)
         if not self.rejects:
             none = np.zeros(len(full), np.float32)
             return Prediction(full, none, np.ones(len(full), bool))
