@@ -146,3 +146,20 @@ def test_too_many_parts_in_a_form_of_exactly_the_limit_is_still_a_400():
     app = create_app({"TESTING": True, "MAX_BODY_BYTES": len(body)})
     status, message = refusal(app, data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert status == 400 and message.startswith("The form has more than")
+
+
+@pytest.mark.parametrize("extra, status", [(0, 200), (1, 413)])
+def test_a_chunked_body_of_exactly_the_limit_is_read_and_one_byte_more_is_too_large(extra, status):
+    """No Content-Length (chunked upload, `wsgi.input_terminated`): the limit is exact too."""
+    app = create_app({"TESTING": True, "MAX_BODY_BYTES": len(IMAGE)})
+    body = IMAGE + b"x" * extra
+    environ = {"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True}
+    with app.test_request_context("/predict", method="POST", content_type="image/png", environ_overrides=environ):
+        from flask import request as current
+        assert current.content_length is None
+        if status == 200:
+            assert payload.image_and_fields(current) == (IMAGE, {})
+        else:
+            with pytest.raises(ApiError) as refused:
+                payload.image_and_fields(current)
+            assert refused.value.status == 413
