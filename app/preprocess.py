@@ -126,7 +126,13 @@ def _ink_window(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
         gray = _wide_gray(image, max_size)
         return InkWindow(np.abs(gray - np.median(_ring_values(gray))), gray.shape)
     if _has_alpha(image):
-        pixels = np.asarray(_reduce(_as_mode(image, "RGBA"), max_size))
+        rgba = _reduce(_as_mode(image, "RGBA"), max_size)
+        clear = _clear_canvas_box(rgba)
+        if clear is not None:
+            top, bottom, left, right = clear
+            pixels = np.asarray(rgba.crop((left, top, right, bottom)))
+            return _window_ink(pixels, _CLEAR_RING, (rgba.height, rgba.width), top, left)
+        pixels = np.asarray(rgba)
         keys = pixels.view(np.uint32)[..., 0]  # one comparable value per RGBA pixel
     else:
         if mode not in ("L", "RGB"):
@@ -144,8 +150,14 @@ def _ink_window(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
         cols = np.flatnonzero(np.any(keys[rows[0]:rows[-1] + 1] != ring_keys[0], axis=0))
         top, bottom = max(0, rows[0] - 1), min(shape[0], rows[-1] + 2)
         left, right = max(0, cols[0] - 1), min(shape[1], cols[-1] + 2)
-    window = pixels[top:bottom, left:right]
-    if pixels.ndim == 2:
+    return _window_ink(pixels[top:bottom, left:right], ring_keys, shape, top, left)
+
+
+def _window_ink(window, ring_keys, shape, top, left):
+    """InkWindow of the 8-bit pixels `window` (L, or RGBA) of an image of `shape`,
+    against the background in `ring_keys` (the border ring's pixels as L levels
+    or RGBA packed in uint32; one value when the ring is uniform)."""
+    if window.ndim == 2:
         gray, background = _levels(window), float(_median(_levels(ring_keys)))
         return InkWindow(_distance(gray, np.float32(background)), shape, top, left)
     gray, alpha = _gray_alpha8(window)
@@ -158,6 +170,35 @@ def _ink_window(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
     gray *= alpha
     ink = np.maximum(_distance(gray, bg_gray), _distance(alpha, bg_alpha))
     return InkWindow(ink, shape, top, left)
+
+
+# The border of the page's canvas: transparent black, RGBA (0, 0, 0, 0).
+_CLEAR_RING = np.zeros(1, np.uint32)
+
+
+def _clear_canvas_box(rgba):
+    """(top, bottom, left, right) of the ink window of an RGBA image whose border
+    ring is all transparent black, as the page's canvas sends it; None otherwise.
+
+    Pillow finds the box of the non-zero pixels in C, on the image itself,
+    so only the window is copied into NumPy: the same window as
+    _ink_window's search of a uniform ring, for a fifth of the work on a
+    280x280 canvas (measured: the whole-canvas copy and the row and column
+    scans were a third of that function). The box is within the ring's
+    inner edge exactly when every ring pixel is (0, 0, 0, 0).
+    """
+    width, height = rgba.size
+    band = _border_band((height, width))
+    try:
+        box = rgba.getbbox(alpha_only=False)  # every band zero = background
+    except TypeError:  # a Pillow without alpha_only: the general search
+        return None
+    if box is None:  # all (0, 0, 0, 0): the caller's search finds no ink either
+        return None
+    left, top, right, bottom = box
+    if left < band or top < band or right > width - band or bottom > height - band:
+        return None  # something on the ring: not a clear border
+    return max(0, top - 1), min(height, bottom + 1), max(0, left - 1), min(width, right + 1)
 
 
 # ITU-R 601 luma weights, applied in float32 to levels in [0, 1].
