@@ -45,6 +45,7 @@ help:
 	@echo "make mutate       mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
 	@echo "make eval-numbers exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
 	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
+	@echo "make bench-predict in-process CPU per /predict and per stage, beside BASELINE=<git rev> when given"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -169,3 +170,8 @@ eval-numbers: venv
 # ---- model zoo: the classic tutorial networks retrained and compared (docs/zoo.md)
 zoo: venv
 	nice -n 19 $(PY) -m tools.zoo --data $(MNIST_DIR)
+
+# --- In-process CPU per request and per stage (issue 11; docs/benchmarks.md) ---
+.PHONY: bench-predict
+bench-predict: venv
+	$(PY) -m bench.bench_predict $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)

@@ -187,6 +187,7 @@ def main(argv=None):
                     proc.stdin.flush()
                     results[name].append(json.loads(proc.stdout.readline()))
                 print(f"  round {done + 1}/{args.rounds}", end="\r", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
         finally:
             for proc, _ in children.values():
                 proc.stdin.close()
