@@ -311,6 +311,19 @@ def _ring_values(values):
                            values[band:h - band, :band].ravel(), values[band:h - band, w - band:].ravel()))
 
 
+def _float_image(values):
+    """A float32 array as a Pillow "F" image over the same bytes (`Image.fromarray`
+    without its array-interface round trip: measured 12 against 17 us)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return Image.frombuffer("F", (values.shape[1], values.shape[0]), values, "raw", "F", 0, 1)
+
+
+def _float_pixels(image):
+    """A Pillow "F" image's pixels as a read-only float32 array (`np.asarray` of a
+    small image goes through the array interface: measured 15 against 5 us)."""
+    return np.frombuffer(image.tobytes(), np.float32).reshape(image.height, image.width)
+
+
 def _padded(values, width):
     """`np.pad(values, width)` (zeros around a 2-D array) without np.pad's general
     machinery, which cost more than the copy (measured: 56 against 8 us)."""
@@ -394,8 +407,8 @@ def _block_average(window):
     region[window.top - y0:window.top - y0 + h, window.left - x0:window.left - x0 + w] = ink
     sy, sx = height / (height // 3), width / (width // 3)
     box = (c0 * sx - x0, r0 * sy - y0, c1 * sx - x0, r1 * sy - y0)
-    reduced = Image.fromarray(region, "F").resize((c1 - c0, r1 - r0), Image.BOX, box=box)
-    return np.asarray(reduced), (height // 3) * (width // 3)
+    reduced = _float_image(region).resize((c1 - c0, r1 - r0), Image.BOX, box=box)
+    return _float_pixels(reduced), (height // 3) * (width // 3)
 
 
 def _cells(start, stop, length):
@@ -496,7 +509,7 @@ def _normalize_stroke(crop):
     scale = steps / radius
     h, w = crop.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    work = np.asarray(Image.fromarray(crop, "F").resize(size, Image.BOX if scale < 1 else Image.BILINEAR))
+    work = _float_pixels(_float_image(crop).resize(size, Image.BOX if scale < 1 else Image.BILINEAR))
     work = _padded(np.clip(work, 0.0, 1.0), abs(steps) + 1)
     if steps > 0:
         # a hairline shrunk below one working pixel has lost intensity, not ink
@@ -542,8 +555,8 @@ def _fit_box(crop):
     left = pad + w / 2.0 - out_w / (2.0 * scale)
     top = pad + h / 2.0 - out_h / (2.0 * scale)
     box = (left, top, left + out_w / scale, top + out_h / scale)
-    image = Image.fromarray(padded, "F").resize((out_w, out_h), RESAMPLE, box=box)
-    return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    image = _float_image(padded).resize((out_w, out_h), RESAMPLE, box=box)
+    return np.clip(_float_pixels(image), 0.0, 1.0)
 
 
 def _center_of_mass_place(digit):
