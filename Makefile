@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean bench-predict
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -172,6 +172,5 @@ zoo: venv
 	nice -n 19 $(PY) -m tools.zoo --data $(MNIST_DIR)
 
 # --- In-process CPU per request and per stage (issue 11; docs/benchmarks.md) ---
-.PHONY: bench-predict
 bench-predict: venv
 	$(PY) -m bench.bench_predict $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
