@@ -20,7 +20,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean zoo-eval
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean zoo-eval bench-predict
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -46,6 +46,7 @@ help:
 	@echo "make eval-numbers exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
 	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
 	@echo "make zoo-eval     judge the shipped zoo files and the CNN again (no training) and print the table"
+	@echo "make bench-predict in-process CPU per /predict and per stage, beside BASELINE=<git rev> when given"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -176,3 +177,7 @@ zoo: venv
 # ---- model zoo, evaluation only: the shipped .npz files judged again, nothing trained
 zoo-eval: venv
 	nice -n 19 $(PY) -m tools.zoo --eval-only --data $(MNIST_DIR)
+
+# --- In-process CPU per request and per stage (issue 11; docs/benchmarks.md) ---
+bench-predict: venv
+	$(PY) -m bench.bench_predict $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)

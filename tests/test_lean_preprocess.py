@@ -1,0 +1,86 @@
+"""The shortcuts of the lean preprocessing (issue 11) are taken when they should be
+and give the same bits as the general code they skip."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import preprocess
+from tests.test_preprocess_equivalence import CASES, font_canvas
+
+
+def general_window(image, monkeypatch):
+    """The ink window as the general uniform-ring search finds it."""
+    with monkeypatch.context() as patch:
+        patch.setattr(preprocess, "_clear_canvas_box", lambda rgba: None)
+        return preprocess._ink_window(image.copy())
+
+
+@pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "small"), (4, "default"), (0, "thick"),
+                                           (8, "thin")])
+def test_a_transparent_canvas_takes_the_pillow_box_and_gets_the_same_window(digit, variant, monkeypatch):
+    canvas = font_canvas(digit, variant, "transparent", seed=digit)
+    assert preprocess._clear_canvas_box(canvas) is not None
+    fast = preprocess._ink_window(canvas.copy())
+    slow = general_window(canvas, monkeypatch)
+    assert (fast.top, fast.left, fast.shape) == (slow.top, slow.left, slow.shape)
+    np.testing.assert_array_equal(fast.ink, slow.ink)
+
+
+@pytest.mark.parametrize("name,image", CASES, ids=[name for name, _ in CASES])
+def test_every_equivalence_case_gets_the_same_digit_with_and_without_the_shortcut(name, image, monkeypatch):
+    try:
+        fast = preprocess.preprocess(image.copy())
+    except preprocess.BlankImageError:
+        fast = None
+    with monkeypatch.context() as patch:
+        patch.setattr(preprocess, "_clear_canvas_box", lambda rgba: None)
+        try:
+            slow = preprocess.preprocess(image.copy())
+        except preprocess.BlankImageError:
+            slow = None
+    assert (fast is None) == (slow is None)
+    if fast is not None:
+        np.testing.assert_array_equal(fast, slow)
+
+
+def test_ink_on_the_border_ring_or_a_coloured_border_is_not_a_clear_canvas():
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    canvas.putpixel((140, 2), (0, 0, 0, 255))  # inside the 6 px ring
+    assert preprocess._clear_canvas_box(canvas) is None
+    canvas.putpixel((140, 2), (0, 0, 0, 0))
+    canvas.putpixel((140, 140), (0, 0, 0, 255))
+    assert preprocess._clear_canvas_box(canvas) == (139, 142, 139, 142)
+    hidden_colour = Image.new("RGBA", (280, 280), (255, 0, 0, 0))  # invisible, but not (0, 0, 0, 0)
+    assert preprocess._clear_canvas_box(hidden_colour) is None
+    assert preprocess._clear_canvas_box(Image.new("RGBA", (280, 280), (0, 0, 0, 0))) is None
+
+
+@pytest.mark.parametrize("shape", [(280, 280), (97, 301), (12, 12), (5, 40), (3, 3), (1, 1), (2, 9)])
+def test_ring_values_are_the_masked_ring(shape):
+    values = np.arange(shape[0] * shape[1], dtype=np.uint32).reshape(shape)
+    got = preprocess._ring_values(values)
+    expected = values[preprocess._border_ring(shape)]
+    assert got[0] == expected[0]
+    np.testing.assert_array_equal(np.sort(got), np.sort(expected))
+
+
+def test_levels_and_luma_are_the_float32_products_of_every_8_bit_value():
+    """The lookup tables the arithmetic replaced held v / 255 and its luma shares."""
+    table = np.arange(256, dtype=np.float32) / 255.0
+    values = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(preprocess._levels(values), table)
+    rgba = np.stack([values, values[::-1], np.roll(values, 7), values[::3].repeat(3)[:256]], axis=-1)
+    gray, alpha = preprocess._gray_alpha8(rgba)
+    luma = [(table * weight).astype(np.float32) for weight in (0.299, 0.587, 0.114)]
+    expected = luma[0][rgba[:, 0]] + luma[1][rgba[:, 1]]
+    expected += luma[2][rgba[:, 2]]
+    np.testing.assert_array_equal(gray, expected)
+    np.testing.assert_array_equal(alpha, table[rgba[:, 3]])
+
+
+def test_padded_is_np_pad():
+    values = np.random.default_rng(0).random((7, 5)).astype(np.float32)
+    for width in (1, 3):
+        padded = preprocess._padded(values, width)
+        np.testing.assert_array_equal(padded, np.pad(values, width))
+        assert padded.dtype == np.float32
