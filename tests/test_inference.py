@@ -122,8 +122,8 @@ def test_an_image_is_a_digit_only_strictly_below_the_threshold():
     score = float(model.predict(images(1)).not_digit[0])
     for threshold, is_digit in [(np.nextafter(np.float32(score), np.float32(1)), True), (score, False),
                                 (np.nextafter(np.float32(score), np.float32(0)), False)]:
-        model.meta["not_digit"]["threshold"] = float(threshold)
-        assert model.predict(images(1)).is_digit[0] == is_digit, threshold
+        at_threshold = biased_model(np.log(shares), not_digit={"threshold": float(threshold)})
+        assert at_threshold.predict(images(1)).is_digit[0] == is_digit, threshold
 
 
 def test_parameters_are_float32_and_read_only():
