@@ -18,6 +18,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue as queue_module
 import resource
 import statistics
 import subprocess
@@ -129,7 +130,11 @@ CASES = {
 
 
 def _child(name, args, queue):
-    seconds = CASES[name](*args)
+    try:
+        seconds = CASES[name](*args)
+    except BaseException as exc:  # the parent waits on the queue: tell it, never die silently
+        queue.put(f"{name} failed: {type(exc).__name__}: {exc}")
+        raise
     queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "; ".join(_seen_blas)))
 
 
@@ -139,8 +144,16 @@ def run_case(name, *args):
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(name, args, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a child killed outright (OOM, a BLAS crash) puts nothing: notice it
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"benchmark case {name} died (exit code {proc.exitcode}) before reporting") from None
     proc.join()
+    if isinstance(result, str):
+        raise SystemExit(result)
     return result
 
 
