@@ -8,9 +8,8 @@ import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
 from . import imaging, metrics, payload
-from .errors import NoInk, NotReady, body_too_large
+from .errors import NotReady
 from .models import requested_model
-from .preprocess import BlankImageError, preprocess
 
 bp = Blueprint("api", __name__)
 
@@ -43,18 +42,11 @@ def predict():
     model = requested_model()  # ?model=NAME, else the default
     if model is None:
         raise NotReady("The model is not loaded; the server cannot classify images right now.")
-    limit = current_app.config["MAX_BODY_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise body_too_large(limit, request.content_length)
+    payload.refuse_declared_oversize(request)
 
     data = payload.image_bytes(request)
-    image = imaging.decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])
-    try:
-        digit_image = preprocess(image)
-    except BlankImageError:
-        raise NoInk("The image holds no ink (it is blank); draw or photograph a digit.") from None
-    finally:
-        image.close()
+    digit_image = imaging.digit_from_upload(data, current_app.config["MAX_IMAGE_PIXELS"],
+                                            "The image holds no ink (it is blank); draw or photograph a digit.")
     decoded = time.perf_counter()
 
     prediction = model.predict(digit_image[None])

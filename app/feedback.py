@@ -14,8 +14,7 @@ import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 
 from . import imaging, payload
-from .errors import ApiError, BadInput, NoInk, NotReady, TooLarge
-from .preprocess import BlankImageError, preprocess
+from .errors import ApiError, BadInput, NotReady
 from .store import Correction, StoreFull
 
 bp = Blueprint("feedback", __name__)
@@ -67,20 +66,12 @@ def add_correction():
     model = current_app.extensions.get("digit_model")
     if model is None:
         raise NotReady("The model is not loaded; the server cannot take corrections right now.")
-    limit = current_app.config["MAX_BODY_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"The request body is {request.content_length} bytes, over the limit of "
-                       f"{limit} bytes; send a smaller image.")
+    payload.refuse_declared_oversize(request)
     data, fields = payload.image_and_fields(request, ("label",))
     label = parse_label(fields["label"])
 
-    image = imaging.decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])
-    try:
-        digit_image = preprocess(image)
-    except BlankImageError:
-        raise NoInk("The image holds no ink (it is blank); there is no drawing to correct.") from None
-    finally:
-        image.close()
+    digit_image = imaging.digit_from_upload(data, current_app.config["MAX_IMAGE_PIXELS"],
+                                            "The image holds no ink (it is blank); there is no drawing to correct.")
     prediction = model.predict(digit_image[None])
     probabilities = prediction.probabilities[0].astype(np.float64)
     predicted = int(np.argmax(probabilities))

@@ -17,8 +17,9 @@ import zlib
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import BadInput, TooLarge, Unsupported
+from .errors import BadInput, NoInk, TooLarge, Unsupported
 from .formats import ALLOWED_FORMATS, SUPPORTED_TEXT
+from .preprocess import BlankImageError, preprocess
 
 # What a corrupt file makes Pillow's parsers and decoders raise: the documented
 # ones (OSError, SyntaxError...) and those that leak from a plugin reading
@@ -84,3 +85,15 @@ def decode_image(data, max_pixels):
         image.close()
         raise
     return image
+
+
+def digit_from_upload(data, max_pixels, blank_message):
+    """Uploaded bytes -> the 28x28 the model reads, for every route that takes one digit:
+    decoded within the pixel limit, preprocessed, closed either way; no ink is a 422."""
+    image = decode_image(data, max_pixels)
+    try:
+        return preprocess(image)
+    except BlankImageError:
+        raise NoInk(blank_message) from None
+    finally:
+        image.close()

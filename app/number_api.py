@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from . import imaging, payload
 from .api import UNSURE_BELOW, loaded_model, png_data_url
-from .errors import ApiError, NoInk, NotReady, TooLarge
+from .errors import ApiError, NoInk, NotReady
 from .preprocess import BlankImageError
 from .segment import MAX_DIGITS, TooManyDigits, read_number, upright_size
 
@@ -23,10 +23,7 @@ def predict_number():
     model = loaded_model()
     if model is None:
         raise NotReady("The model is not loaded; the server cannot read numbers right now.")
-    limit = current_app.config["MAX_BODY_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"The request body is {request.content_length} bytes, over the limit of "
-                       f"{limit} bytes; send a smaller image.")
+    payload.refuse_declared_oversize(request)
 
     data = payload.image_bytes(request)
     image = imaging.decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])

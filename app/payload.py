@@ -55,6 +55,13 @@ def image_and_fields(request, names=()):
                       f"{{\"image\": \"data:image/png;base64,...\"}}.")
 
 
+def refuse_declared_oversize(request):
+    """413 before a byte is read when Content-Length already says the body is too long."""
+    limit = current_app.config["MAX_BODY_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise body_too_large(limit, request.content_length)
+
+
 def read_body(request):
     """The whole body, refused with 413 once it passes MAX_BODY_BYTES.
 
