@@ -19,6 +19,8 @@ reads the store through it too.
 """
 import datetime as dt
 import os
+import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -198,8 +200,8 @@ def _sqlite_engine(url):
         # Transactions are begun by us (below), not by the driver's own guesswork.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        _switch_to_wal(cursor)
         # In WAL mode NORMAL survives any crash of the app; a power cut may lose the
         # last commits but never corrupts the file (SQLite docs, "WAL mode").
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -210,6 +212,20 @@ def _sqlite_engine(url):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _switch_to_wal(cursor):
+    """Turn on WAL, retrying: SQLite answers "locked" at once, without its busy
+    handler, when workers starting together race to convert a new file."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def open_store(url):
