@@ -35,3 +35,36 @@ def test_one_pixel_wide_or_high_images_are_images(size):
         assert image.getpixel((0, 0)) == 0
     finally:
         image.close()
+
+
+@pytest.mark.parametrize("size", [(0, 5), (5, 0), (0, 0), (-3, 5), (5, -3)])
+def test_a_size_without_pixels_is_a_bad_image(size):
+    """Pillow refuses these headers itself today; the check stays for a plugin that does not."""
+    with pytest.raises(BadInput) as refused:
+        imaging.check_size(*size, 10_000)
+    assert refused.value.status == 400
+    assert refused.value.message == f"The image is {size[0]}x{size[1]}: it has no pixels; send a valid image."
+
+
+@pytest.mark.parametrize("size,limit", [((1, 1), 1), ((100, 100), 10_000), ((1, 10_000), 10_000)])
+def test_a_size_at_the_limit_is_accepted(size, limit):
+    assert imaging.check_size(*size, limit) is None
+
+
+@pytest.mark.parametrize("bomb", [Image.DecompressionBombError, Image.DecompressionBombWarning])
+def test_a_bomb_found_only_while_decoding_is_a_413_and_the_image_is_closed(monkeypatch, bomb):
+    """Fault injection: a Pillow whose decoder, not its header reader, finds the bomb."""
+    from PIL import PngImagePlugin
+    closed = []
+
+    def load_that_finds_a_bomb(self):
+        raise bomb("found while decoding")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", load_that_finds_a_bomb)
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "close", lambda self: closed.append(self.size))
+    with pytest.raises(TooLarge) as refused:
+        imaging.decode_image(encode(Image.new("L", (40, 30), 255), "PNG"), 10_000)
+    assert refused.value.status == 413
+    assert refused.value.message == ("The image is 40x30 pixels, over the limit of 10,000 pixels (100x100); "
+                                     "send a smaller image.")
+    assert closed == [(40, 30)]
