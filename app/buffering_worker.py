@@ -30,6 +30,11 @@ thread, and is cut off by deadlines:
 - The app's MAX_BODY_BYTES: a longer body is refused with 413 before it is read;
   header sections over MAX_HEADER_BYTES get 431.
 
+Requests without a body to compute on (GET, HEAD, OPTIONS: the page, its
+assets, /healthz, /metrics, /models) run on a thread of their own, so a
+health probe or a page load never queues behind predictions, whatever
+THREADS is.
+
 TLS or HTTP/2 cleartext settings would hand the loop bytes it cannot frame,
 so with either this worker falls back to plain gthread behaviour.
 """
@@ -39,6 +44,7 @@ import selectors
 import socket
 import time
 from collections import deque
+from concurrent import futures
 from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -58,6 +64,8 @@ MAX_HEADER_BYTES = 64 * 1024
 # How often the loop looks for expired deadlines.
 REAP_INTERVAL_S = 0.25
 RECV_BYTES = 64 * 1024
+# Served on their own thread (see the module doc): nothing they do is CPU-heavy.
+QUICK_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 REASONS = {408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
 
@@ -120,6 +128,12 @@ class BufferingThreadWorker(ThreadWorker):
         self.privileged = None     # the one reading that goes on over budget (see pause)
         self.next_reap = 0.0
         self.buffering = not self.cfg.is_ssl and self.cfg.http2_cleartext in (None, "off")
+        self.quick_pool = None
+
+    def init_process(self):
+        # In the worker, after the fork, like gthread's own pool.
+        self.quick_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="quick")
+        super().init_process()
 
     # -- the loop: every path to a thread passes through enqueue_req ----------
 
@@ -183,7 +197,11 @@ class BufferingThreadWorker(ThreadWorker):
         conn.prebuffered = bytes(reading.frame.data)
         self.queued += len(conn.prebuffered)
         conn.data_ready = True  # gthread must not wait for more bytes first
-        super().enqueue_req(conn)
+        if reading.frame.method in QUICK_METHODS:
+            served = self.quick_pool.submit(self.handle, conn)
+            served.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+        else:
+            super().enqueue_req(conn)
 
     def handle(self, conn):
         """In a thread: put the buffered request where gunicorn's parser reads first."""
@@ -293,3 +311,5 @@ class BufferingThreadWorker(ThreadWorker):
         finally:
             for reading in list(self.readings):
                 self.drop(reading)
+            if self.quick_pool is not None:
+                self.quick_pool.shutdown(wait=False)

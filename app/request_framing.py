@@ -45,6 +45,13 @@ class RequestFrame:
     def __len__(self):
         return len(self.data)
 
+    @property
+    def method(self):
+        """The request line's method (b"GET"), or b"" before it has arrived."""
+        line = bytes(self.data[:64]).lstrip(CRLF)  # a client may send blank lines first
+        method, space, _ = line.partition(b" ")
+        return method if space else b""
+
     def feed(self, chunk):
         self.data += chunk
         if self.header_end is None:

@@ -132,3 +132,16 @@ def test_pipelined_bytes_after_the_request_stay_in_the_buffer():
     two = b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n"
     assert f.feed(two) is Frame.COMPLETE
     assert bytes(f.data) == two
+
+
+@pytest.mark.parametrize("received,method", [
+    (b"GET /healthz HTTP/1.1\r\n", b"GET"),
+    (b"\r\n\r\nPOST /predict HTTP/1.1\r\n", b"POST"),  # blank lines before the request line
+    (b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", b"HEAD"),
+    (b"GET", b""),                                         # the method may still be growing
+    (b"", b""),
+])
+def test_the_method_is_read_from_the_request_line(received, method):
+    frame = RequestFrame(1024, 1024)
+    frame.feed(received)
+    assert frame.method == method

@@ -199,6 +199,37 @@ def test_a_stalled_body_gets_408_after_read_timeout_and_leaves_nothing_behind(tm
 
 
 @pytest.mark.slow
+def test_a_health_check_does_not_queue_behind_predictions(tmp_path):
+    """One worker, one prediction thread, 40 predictions waiting for it: /healthz
+    (and any GET) runs on its own thread, so it is answered while most of them
+    still wait, not after all of them."""
+    body = canvas_png()
+    with gunicorn(tmp_path, WEB_CONCURRENCY="1", THREADS="1") as server, ExitStack() as stack:
+        finished, lock = [], threading.Lock()
+
+        def answer(sock, name):
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            response.read()
+            with lock:
+                finished.append((name, response.status))
+
+        uploads = [stack.enter_context(slow_body(server.port, announced=len(body), sent=body)) for _ in range(40)]
+        readers = [threading.Thread(target=answer, args=(sock, "predict")) for sock in uploads]
+        [reader.start() for reader in readers]
+        deadline = time.monotonic() + ANSWER_DEADLINE_S
+        while not finished and time.monotonic() < deadline:  # the thread is busy: the rest are queued
+            time.sleep(0.001)
+        probe = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_DEADLINE_S))
+        probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer(probe, "healthz")
+        [reader.join(ANSWER_DEADLINE_S) for reader in readers]
+        assert sorted(finished) == sorted([("healthz", 200)] + [("predict", 200)] * 40)
+        predictions_before = [name for name, _ in finished].index("healthz")
+        assert predictions_before < 20, f"/healthz waited for {predictions_before} of 40 predictions"
+
+
+@pytest.mark.slow
 def test_an_idle_connection_is_closed_after_keepalive(tmp_path):
     with gunicorn(tmp_path, WEB_CONCURRENCY="1", KEEPALIVE="2") as server:
         silent, kept = idle(server.port, after_one_request=False), idle(server.port, after_one_request=True)
