@@ -212,7 +212,8 @@
   }
 
   async function send(body, headers, what) {
-    // The same input for static/compare.js, which asks the other models.
+    // The same input for static/compare.js, which asks the other models (the
+    // default model's card shows this request's answer or error, not a second one).
     document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: { body: body, headers: headers } }));
     const controller = new AbortController();
     inflight = controller;
@@ -227,15 +228,14 @@
       data = await response.json().catch(function () { return null; });
     } catch (err) {
       if (err.name === "AbortError" || mine !== generation) return;
-      showError("Could not reach the server; check the connection and try again.");
+      failed("Could not reach the server; check the connection and try again.");
       return;
     } finally {
       if (inflight === controller) inflight = null;
     }
     if (mine !== generation) return;       // a newer stroke or a Clear won
     if (!response.ok || !data || typeof data.digit !== "number") {
-      const message = data && data.error ? data.error : "The server answered " + response.status + ".";
-      showError(message);
+      failed(data && data.error ? data.error : "The server answered " + response.status + ".");
       return;
     }
     showResult(data);
@@ -317,6 +317,11 @@
     });
     els.seenFigure.hidden = true;
     els.seen.removeAttribute("src");
+  }
+
+  function failed(message) {
+    showError(message);
+    document.dispatchEvent(new CustomEvent("digitdraw:failed", { detail: { message: message } }));
   }
 
   function showError(message) {

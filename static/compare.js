@@ -1,7 +1,9 @@
 // "Compare models": every model the server loaded (GET /models) answers the same
 // drawing, side by side. app.js announces each input with a "digitdraw:input"
 // event (detail null when the drawing is cleared); this file sends that input
-// to POST /predict?model=NAME once per model and shows the answers.
+// to POST /predict?model=NAME once per other model and shows the answers. The
+// default model's card shows the page's own answer ("digitdraw:answer", or
+// "digitdraw:failed"): the server is not asked the same question twice.
 (function () {
   "use strict";
 
@@ -12,6 +14,7 @@
 
   let models = [];          // from GET /models, the default first
   let lastInput = null;     // {body, headers} of the latest drawing or upload
+  let lastAnswer = null;    // the page's own answer to it: {data} or {error}
   let generation = 0;       // bumps when earlier answers become stale
   let controllers = [];
 
@@ -121,12 +124,29 @@
     showAnswer(model.name, data);
   }
 
+  function defaultModel() {
+    return models.find(function (m) { return m.default; });
+  }
+
+  function showPageAnswer() {
+    const main = defaultModel();
+    if (!toggle.checked || !lastInput || !lastAnswer || !main) return;
+    showAnswer(main.name, lastAnswer.data, lastAnswer.error);
+  }
+
   function compareNow() {
     reset();
     if (!toggle.checked || !lastInput) return;
     const mine = generation;
     const input = lastInput;
-    models.forEach(function (model) { ask(model, input, mine); });
+    models.forEach(function (model) {
+      if (model.default) {
+        card(model.name).classList.add("pending");
+        showPageAnswer();                 // at once if the page already has it
+      } else {
+        ask(model, input, mine);
+      }
+    });
   }
 
   function setOpen(open) {
@@ -137,7 +157,16 @@
 
   document.addEventListener("digitdraw:input", function (event) {
     lastInput = event.detail;
+    lastAnswer = null;
     compareNow();
+  });
+  document.addEventListener("digitdraw:answer", function (event) {
+    lastAnswer = { data: event.detail.result };
+    showPageAnswer();
+  });
+  document.addEventListener("digitdraw:failed", function (event) {
+    lastAnswer = { error: event.detail.message };
+    showPageAnswer();
   });
   toggle.addEventListener("change", function () { setOpen(toggle.checked); });
 
