@@ -79,7 +79,8 @@ def test_compare_shows_every_models_answer_side_by_side(browser, live_app, digit
     # On a desktop screen the models' answers sit beside the pad and the page's
     # answer, all in view at once (they used to sit below the fold, under both).
     page.evaluate("window.scrollTo(0, 0)")
-    for part in ("#pad", "#digit", '#compare-results li[data-model="cnn"]', '#compare-results li[data-model="always3"]'):
+    cards = ('#compare-results li[data-model="cnn"]', '#compare-results li[data-model="always3"]')
+    for part in ("#pad", "#digit", *cards):
         expect(page.locator(part)).to_be_in_viewport(ratio=1)
     page.screenshot(path=str(ARTIFACTS / "compare-desktop.png"), full_page=True)
 
