@@ -1,7 +1,7 @@
 """gunicorn settings for digitdraw: `gunicorn --config gunicorn.conf.py 'app:create_app()'`.
 
-Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (4),
-TIMEOUT (30 s), LOG_LEVEL (info); for slow and idle clients (see the block at
+Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (1),
+TIMEOUT (30 s), MAX_REQUESTS (2000), LOG_LEVEL (info); for slow and idle clients (see the block at
 the end and docs/deployment.md) READ_TIMEOUT (20 s), KEEPALIVE (5 s),
 MAX_CONNECTIONS (1000 per worker), READ_BUFFER_BYTES (64 MiB per worker).
 """
@@ -54,8 +54,12 @@ timeout = _int_env("TIMEOUT", default=30)
 graceful_timeout = 20
 
 # Recycle workers now and then (cheap with preload) to bound any slow leak.
-max_requests = 2000
-max_requests_jitter = 200
+# A recycled worker stops accepting until its replacement is forked; with a
+# jitter of 10% the two workers of the image, sharing the load evenly, were
+# recycled within a second of each other and nobody accepted for that time
+# (`make bench-attack`, docs/deployment.md). Half of max_requests spreads them.
+max_requests = _int_env("MAX_REQUESTS", default=2000)
+max_requests_jitter = max_requests // 2
 
 # Headers are small for this API; refuse silly ones early.
 limit_request_line = 4094
@@ -88,9 +92,11 @@ control_socket_disable = True
 # threads runs the app: slow clients cost a socket each, never a thread.
 worker_class = "app.buffering_worker.BufferingThreadWorker"
 # Threads per worker run the app. Predictions are CPU-bound, so more threads
-# do not add throughput; a few let /healthz and the page in between them
-# (measured with `make bench-attack`, see docs/deployment.md).
-threads = _int_env("THREADS", default=4)
+# add no throughput, only a longer tail: N threads share a core by turns and
+# every prediction in flight finishes late (p99 at 8 clients: 34 ms with 1
+# thread, 47 with 2, 51 with 4; docs/benchmarks.md). GET, HEAD and OPTIONS
+# (/healthz, the page) have a thread of their own whatever this is.
+threads = _int_env("THREADS", default=1)
 # Seconds a connection may sit idle before (or between) requests.
 keepalive = _int_env("KEEPALIVE", default=5)
 # Connections per worker, idle, arriving or being served; past it the worker

@@ -61,13 +61,20 @@ DEFAULT_READ_BUFFER_BYTES = 64 * 1024 * 1024
 # Browsers send a few kB of headers; gunicorn's per-line limits would allow
 # far more in total (50 fields of 8 kB), which nobody legitimate needs.
 MAX_HEADER_BYTES = 64 * 1024
+# A stopping worker (recycled after max_requests, or told to stop) no longer
+# accepts, and gunicorn forks its replacement only once it has exited: so it
+# gives requests still arriving 2 s to finish (any normal upload does), then
+# answers the rest 503 "send it again", instead of waiting up to READ_TIMEOUT
+# for slow clients while its share of new connections waits in the backlog.
+STOP_READ_GRACE_S = 2.0
 # How often the loop looks for expired deadlines.
 REAP_INTERVAL_S = 0.25
 RECV_BYTES = 64 * 1024
 # Served on their own thread (see the module doc): nothing they do is CPU-heavy.
 QUICK_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
-REASONS = {408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
+REASONS = {408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+           503: "Service Unavailable"}
 
 
 def setting(name, default, environ=os.environ):
@@ -94,7 +101,8 @@ def size_text(size):
 def error_response(status, message):
     """A complete HTTP response with the contract's JSON error body; closes the connection."""
     body = json.dumps({"error": message}).encode()
-    head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+    retry = "Retry-After: 1\r\n" if status == 503 else ""
+    head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n{retry}"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     return head + body
 
@@ -127,6 +135,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.queued = 0            # of which, complete requests waiting for a thread
         self.privileged = None     # the one reading that goes on over budget (see pause)
         self.next_reap = 0.0
+        self.stop_reads_at = None  # set once the worker stops: STOP_READ_GRACE_S later
         self.buffering = not self.cfg.is_ssl and self.cfg.http2_cleartext in (None, "off")
         self.quick_pool = None
 
@@ -249,14 +258,21 @@ class BufferingThreadWorker(ThreadWorker):
         if now < self.next_reap:
             return
         self.next_reap = now + REAP_INTERVAL_S
-        # A stopping worker waits for requests already arriving, not for idle
-        # connections that may never send one.
-        for reading in [r for r in self.readings if r.deadline <= now or not (self.alive or r.started)]:
-            if reading.started:
+        if not self.alive and self.stop_reads_at is None:
+            self.stop_reads_at = now + STOP_READ_GRACE_S
+        stopped_waiting = self.stop_reads_at is not None and now >= self.stop_reads_at
+        for reading in list(self.readings):
+            if not reading.started:
+                # Idle: closed without a word, as keep-alive expiry does; a
+                # stopping worker does not wait for a request that may never come.
+                if reading.deadline <= now or not self.alive:
+                    self.drop(reading)
+            elif reading.deadline <= now:
                 self.refuse(reading, 408, f"The request was not received within {self.read_timeout:g} "
                                           "seconds; send it again on a better connection.")
-            else:
-                self.drop(reading)  # idle: close without a word, as keep-alive expiry does
+            elif stopped_waiting:
+                self.refuse(reading, 503, "The server is restarting and this request had not fully arrived; "
+                                          "send it again.")
 
     def refuse(self, reading, status, message):
         """Answer from the loop and close, without reading the rest of the request."""

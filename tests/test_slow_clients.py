@@ -199,6 +199,28 @@ def test_a_stalled_body_gets_408_after_read_timeout_and_leaves_nothing_behind(tm
 
 
 @pytest.mark.slow
+def test_a_recycled_worker_answers_a_stalled_body_503_and_its_replacement_serves(tmp_path):
+    """A worker recycled after MAX_REQUESTS stops accepting until it exits; it
+    must not wait READ_TIMEOUT (or gunicorn's 20 s grace) for a stalled body,
+    or its share of the traffic waits in the backlog meanwhile (with both
+    workers recycled together, the whole server did, for 5-10 s)."""
+    with gunicorn(tmp_path, WEB_CONCURRENCY="1", THREADS="1", MAX_REQUESTS="2", READ_TIMEOUT="120") as server:
+        first_worker = server.workers()
+        stalled = slow_body(server.port)
+        stalled.settimeout(ANSWER_DEADLINE_S)  # 408 would take 120 s; gunicorn gives up after 20 s
+        answers = [server.predict()[0] for _ in range(4)]  # the 2nd or 3rd recycles the worker
+        answer = read_until_closed(stalled)
+        stalled.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 "), answer
+        assert b"Retry-After: 1" in head and b"Content-Type: application/json" in head
+        assert "send it again" in json.loads(body)["error"]
+        assert answers == [200] * 4
+        assert server.get()[0] == 200
+        assert server.workers() != first_worker
+
+
+@pytest.mark.slow
 def test_a_health_check_does_not_queue_behind_predictions(tmp_path):
     """One worker, one prediction thread, 40 predictions waiting for it: /healthz
     (and any GET) runs on its own thread, so it is answered while most of them
@@ -287,22 +309,26 @@ def test_connections_beyond_max_connections_wait_outside_the_worker(tmp_path):
 
 def _config(**env):
     base = {k: v for k, v in os.environ.items()
-            if k not in ("KEEPALIVE", "MAX_CONNECTIONS", "READ_TIMEOUT", "READ_BUFFER_BYTES", "THREADS")}
+            if k not in ("KEEPALIVE", "MAX_CONNECTIONS", "READ_TIMEOUT", "READ_BUFFER_BYTES", "THREADS",
+                         "MAX_REQUESTS")}
     script = ("import json, runpy\n"
               f"c = runpy.run_path({str(CONFIG)!r})\n"
-              "print(json.dumps({k: c[k] for k in ('worker_class', 'threads', 'keepalive', 'worker_connections')}))")
+              "print(json.dumps({k: c[k] for k in ('worker_class', 'threads', 'keepalive', 'worker_connections',"
+              " 'max_requests', 'max_requests_jitter')}))")
     return subprocess.run([sys.executable, "-c", script], env={**base, **env}, capture_output=True, text=True)
 
 
 def test_settings_for_slow_clients_come_from_the_environment():
     defaults = json.loads(_config().stdout)
-    assert defaults == {"worker_class": "app.buffering_worker.BufferingThreadWorker", "threads": 4,
-                        "keepalive": 5, "worker_connections": 1000}
-    chosen = json.loads(_config(KEEPALIVE="2", MAX_CONNECTIONS="50", THREADS="2").stdout)
+    assert defaults == {"worker_class": "app.buffering_worker.BufferingThreadWorker", "threads": 1,
+                        "keepalive": 5, "worker_connections": 1000, "max_requests": 2000,
+                        "max_requests_jitter": 1000}
+    chosen = json.loads(_config(KEEPALIVE="2", MAX_CONNECTIONS="50", THREADS="2", MAX_REQUESTS="10").stdout)
     assert (chosen["keepalive"], chosen["worker_connections"], chosen["threads"]) == (2, 50, 2)
+    assert (chosen["max_requests"], chosen["max_requests_jitter"]) == (10, 5)
 
 
-@pytest.mark.parametrize("name", ["READ_TIMEOUT", "READ_BUFFER_BYTES", "MAX_CONNECTIONS", "KEEPALIVE"])
+@pytest.mark.parametrize("name", ["READ_TIMEOUT", "READ_BUFFER_BYTES", "MAX_CONNECTIONS", "KEEPALIVE", "MAX_REQUESTS"])
 def test_nonsense_slow_client_settings_stop_the_server_with_a_message(name):
     done = _config(**{name: "soon"})
     assert done.returncode != 0 and name in done.stderr
