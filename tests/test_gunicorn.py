@@ -41,7 +41,7 @@ def test_defaults():
     assert config["bind"] == "0.0.0.0:8000"
     assert config["preload_app"] is True
     assert config["workers"] == len(os.sched_getaffinity(0))
-    assert config["threads"] == 4
+    assert config["threads"] == 1
     assert loaded["env"] == {name: "1" for name in THREAD_VARS}
 
 
