@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 
 from app import create_app
+from tests.attackers import ANSWER_DEADLINE_S, attack, still_open
 from tests.conftest import DIGIT_STROKES, draw_strokes, encode
 from tests.test_docker import free_port, http, parse_dockerfile, split_flags, split_stages
 
@@ -404,6 +405,29 @@ def test_the_image_serves_a_drawn_digit_healthy_as_non_root_and_stops_cleanly(en
     assert state["Status"] == "exited" and state["ExitCode"] == 0 and not state["OOMKilled"], \
         f"{state}\n{container.logs()[-2000:]}"
     assert "Shutting down" in container.logs()
+
+
+def test_the_image_stays_healthy_while_slow_and_idle_clients_hold_connections(engine, run):
+    """Issue 13 against the image itself: 64 bodies trickled a byte a second and
+    64 idle connections for 15 s (READ_TIMEOUT cuts the bodies at 20 s); every prediction is answered and not one
+    HEALTHCHECK probe fails (with sync workers, eight such clients were enough
+    to turn it unhealthy)."""
+    container = run(*FAST_HEALTH)
+    container.wait_for(lambda: container.health()["Status"] == "healthy", HEALTHY_S, "the HEALTHCHECK never passed")
+    png = drawn_seven()
+    statuses, streaks = [], []
+    with attack(container.port) as slow:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            statuses.append(http("POST", container.base + "/predict", png, {"Content-Type": "image/png"},
+                                 timeout=ANSWER_DEADLINE_S)[0])
+            health = container.health()
+            streaks.append((health["Status"], health["FailingStreak"]))
+            time.sleep(0.3)
+        assert all(still_open(sock) for sock in slow)  # the attack lasted the whole time
+    assert statuses and set(statuses) == {200}, statuses
+    assert set(streaks) == {("healthy", 0)}, streaks
+    assert all(probe["ExitCode"] == 0 for probe in container.health()["Log"])
 
 
 def test_the_image_refuses_to_start_on_a_missing_model(engine, run):

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from bench.payloads import canvas_png
+from tests.attackers import ANSWER_DEADLINE_S, attack, idle, slow_body, still_open
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "gunicorn.conf.py"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-ANSWER_DEADLINE_S = 60  # far beyond any healthy answer, even on a loaded CI machine
 
 
 def _free_port():
@@ -107,39 +107,6 @@ def gunicorn(tmp_path, **env):
             proc.wait()
 
 
-def slow_body(port, announced=20_000, sent=b"\x89PNG"):
-    """A connection that announced a body and sent only its first bytes."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_DEADLINE_S)
-    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
-                 b"Content-Length: %d\r\n\r\n" % announced + sent)
-    return sock
-
-
-def idle(port, after_one_request):
-    """A connection that sends nothing, or one kept alive after one request."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_DEADLINE_S)
-    if after_one_request:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        assert response.status == 200 and not response.will_close
-        response.read()
-    return sock
-
-
-def still_open(sock):
-    """True while the server has not closed the connection."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.setblocking(True)
-
-
 def read_until_closed(sock):
     data = b""
     while chunk := sock.recv(4096):
@@ -152,28 +119,11 @@ def test_normal_requests_are_answered_while_slow_and_idle_clients_hold_connectio
     """The issue's attack: 64 slow bodies trickling a byte a second and 64 idle
     connections, against the image's two workers; health checks and predictions
     in between must all be answered."""
-    with gunicorn(tmp_path, WEB_CONCURRENCY="2") as server, ExitStack() as stack:
-        slow = [stack.enter_context(slow_body(server.port)) for _ in range(64)]
-        _idle = [stack.enter_context(idle(server.port, after_one_request=i % 2 == 1)) for i in range(64)]
-        stop = threading.Event()
-
-        def trickle():
-            while not stop.wait(1.0):
-                for sock in slow:
-                    try:
-                        sock.send(b"x")
-                    except OSError:
-                        pass
-        trickler = threading.Thread(target=trickle, daemon=True)
-        trickler.start()
-        try:
-            answers = []
-            for _ in range(6):
-                answers.append(server.get())
-                answers.append(server.predict())
-        finally:
-            stop.set()
-            trickler.join()
+    with gunicorn(tmp_path, WEB_CONCURRENCY="2") as server, attack(server.port) as slow:
+        answers = []
+        for _ in range(6):
+            answers.append(server.get())
+            answers.append(server.predict())
         assert [status for status, _ in answers] == [200] * 12
         assert all(body["status"] == "ok" for _, body in answers[0::2])
         assert all(body["digit"] == 7 for _, body in answers[1::2])
