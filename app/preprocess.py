@@ -6,8 +6,9 @@ the centre of mass at the centre. A drawing on a 280x280 canvas differs in every
 one of those respects (size, position, polarity, alpha, stroke width), and a
 plain resize loses a third of the accuracy, so each difference is undone here.
 
-Two entry points share one code path: `preprocess(PIL image)` for the API and
-`ink_to_mnist(float ink array)` for tools that already hold ink.
+Two entry points share one code path: `preprocess(PIL image)` for one digit,
+and `clean_ink` then `clean_ink_to_mnist` for the number reader, which cleans
+the whole image once and normalises each digit's share of it.
 """
 from typing import NamedTuple
 
@@ -334,12 +335,6 @@ def _padded(values, width):
 
 
 # --------------------------------------------------------------------------- normalisation
-
-def ink_to_mnist(ink):
-    """Float ink (H, W), larger = more ink, any scale -> uint8 (28, 28) MNIST digit."""
-    ink = np.asarray(ink, dtype=np.float32)
-    return _window_to_mnist(InkWindow(ink, ink.shape))
-
 
 def clean_ink(ink):
     """Float ink, any scale -> ink in [0, 1] with the background's noise removed.
