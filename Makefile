@@ -124,7 +124,8 @@ TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py \
 	tests/test_archspec.py::test_inference_runs_sigmoid_and_tanh_like_the_trainer \
 	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
 	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
-TESTS_app.preprocess   := tests/test_preprocess.py tests/test_lean_preprocess.py tests/test_preprocess_equivalence.py
+TESTS_app.preprocess   := tests/test_preprocess.py tests/test_lean_preprocess.py tests/test_preprocess_equivalence.py \
+	tests/test_numbers.py
 TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_refusals.py
 TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_refusals.py
 TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from app import preprocess as preprocess_module
 from app.preprocess import MAX_WORK_SIDE, BlankImageError, ink_map, preprocess, stroke_width
 from tests.mnist_data import mnist, require_trained
 from tools import strokes
@@ -308,6 +309,35 @@ def test_palette_image_with_transparent_index():
 def test_16_bit_with_only_12_bits_used():
     gray = np.asarray(canvas(2).convert("L"), dtype=np.uint16) * 16  # 0..4080 of 65535
     assert difference(preprocess(Image.fromarray(gray)), preprocess(canvas(2))) < 5
+
+
+@pytest.mark.parametrize("top,full_scale", [(4095, 4095), (4000, 4095), (1023, 1023), (1024, 2047),
+                                             (255, 255), (256, 511), (65535, 65535), (7, 255)])
+def test_wide_images_are_scaled_by_the_bit_depth_they_use(top, full_scale):
+    """A 10- or 12-bit sensor's image in a 16-bit file is read at its own full scale, never
+    below 8 bits (a dim 8-bit-range image stays dim)."""
+    pixels = np.array([[0, top // 2], [top, 0]], dtype=np.uint16)
+    gray = preprocess_module._wide_gray(Image.fromarray(pixels), (MAX_WORK_SIDE, MAX_WORK_SIDE))
+    assert gray.dtype == np.float32
+    np.testing.assert_allclose(gray, pixels / np.float32(full_scale), rtol=1e-6)
+
+
+def test_a_wide_image_without_light_is_black_and_negative_floats_are_clipped():
+    shape = (MAX_WORK_SIDE, MAX_WORK_SIDE)
+    dark = preprocess_module._wide_gray(Image.fromarray(np.zeros((3, 4), dtype=np.uint16)), shape)
+    np.testing.assert_array_equal(dark, np.zeros((3, 4), dtype=np.float32))
+    floats = np.array([[-5.0, 0.0], [127.5, 255.0]], dtype=np.float32)
+    np.testing.assert_allclose(preprocess_module._wide_gray(Image.fromarray(floats, "F"), shape),
+                               [[0.0, 0.0], [0.5, 1.0]], rtol=1e-6)
+
+
+def test_a_large_wide_image_is_box_reduced_to_the_working_size():
+    pixels = np.zeros((40, 60), dtype=np.uint16)
+    pixels[:, :30] = 4095
+    gray = preprocess_module._wide_gray(Image.fromarray(pixels), (20, 20))
+    assert gray.shape == (14, 20)  # reduced by 3, the whole factor that fits 60 into 20
+    np.testing.assert_allclose(gray[:, :10], 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(gray[:, 10:], 0.0)
 
 
 def test_exif_orientation_is_applied():
