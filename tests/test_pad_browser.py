@@ -13,12 +13,12 @@ import pytest
 
 from tests.test_browser import (  # noqa: F401 (fixtures are used by name)
     ANSWER_TIMEOUT_MS,
-    PHONE,
-    _open,
     browser,
+    desktop,
     draw_with_mouse,
     expect_a_digit,
     live_app,
+    phone,
     swipe,
 )
 from tests.test_number_page import draw_on_number_pad, number_mode
@@ -66,22 +66,6 @@ def harness(page):
     return page
 
 
-@pytest.fixture
-def desktop(browser, live_app):  # noqa: F811
-    page, problems = _open(browser, live_app, viewport={"width": 1100, "height": 800})
-    yield page
-    page.context.close()
-    assert problems == []
-
-
-@pytest.fixture
-def phone(browser, live_app):  # noqa: F811
-    page, problems = _open(browser, live_app, **PHONE)
-    yield page
-    page.context.close()
-    assert problems == []
-
-
 def points_on(page, stroke, selector="#harness"):
     box = page.locator(selector).bounding_box()
     return [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
@@ -125,7 +109,7 @@ def strokes(page):
 
 # ---------------------------------------------------------------- the pad on its own
 
-def test_a_mouse_stroke_is_drawn_and_reported_once_it_ends(desktop):
+def test_a_mouse_stroke_is_drawn_and_reported_once_it_ends(desktop):  # noqa: F811
     harness(desktop)
     assert ink(desktop) == 0 and strokes(desktop) == 0
     assert desktop.locator("#harness-undo").is_disabled()
@@ -136,7 +120,7 @@ def test_a_mouse_stroke_is_drawn_and_reported_once_it_ends(desktop):
     assert desktop.locator("#harness-undo").is_enabled()
 
 
-def test_undo_removes_the_last_stroke_only_and_clear_empties_the_pad(desktop):
+def test_undo_removes_the_last_stroke_only_and_clear_empties_the_pad(desktop):  # noqa: F811
     harness(desktop)
     mouse_stroke(desktop, BAR)
     one = ink(desktop)
@@ -161,21 +145,21 @@ def test_undo_removes_the_last_stroke_only_and_clear_empties_the_pad(desktop):
     assert log(desktop).count("change") == changes
 
 
-def test_the_right_button_does_not_draw(desktop):
+def test_the_right_button_does_not_draw(desktop):  # noqa: F811
     harness(desktop)
     mouse_stroke(desktop, BAR, button="right")
     assert strokes(desktop) == 0 and ink(desktop) == 0
     assert "change" not in log(desktop)
 
 
-def test_a_pen_draws_like_the_mouse(desktop):
+def test_a_pen_draws_like_the_mouse(desktop):  # noqa: F811
     harness(desktop)
     pen_stroke(desktop, BAR)
     assert log(desktop) == ["down:pen", "start", "change"]
     assert strokes(desktop) == 1 and ink(desktop) > 0.04
 
 
-def test_a_finger_draws_and_undo_works_on_a_phone(phone):
+def test_a_finger_draws_and_undo_works_on_a_phone(phone):  # noqa: F811
     harness(phone)
     cdp = phone.context.new_cdp_session(phone)
     swipe(cdp, points_on(phone, BAR))
@@ -206,7 +190,7 @@ def page_events(page):
     return [tuple(e) for e in page.evaluate("() => window.pageEvents")]
 
 
-def test_digit_mode_announces_each_input_and_its_answer(desktop, digit_strokes):
+def test_digit_mode_announces_each_input_and_its_answer(desktop, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     desktop.evaluate(LISTEN)
     draw_with_mouse(desktop, digit_strokes[7])
@@ -218,7 +202,7 @@ def test_digit_mode_announces_each_input_and_its_answer(desktop, digit_strokes):
     assert page_events(desktop)[-1] == ("input", False)  # compare.js forgets the drawing
 
 
-def test_a_server_error_is_shown_and_announced_as_failed(desktop, digit_strokes):
+def test_a_server_error_is_shown_and_announced_as_failed(desktop, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     message = "The model is still loading; try again in a moment."
     desktop.route(re.compile(r"/predict$"), lambda route: route.fulfill(
@@ -233,7 +217,7 @@ def test_a_server_error_is_shown_and_announced_as_failed(desktop, digit_strokes)
     desktop.problems[:] = [p for p in desktop.problems if "status of 503" not in p]
 
 
-def test_an_unreachable_server_is_said_plainly_in_both_modes(desktop, digit_strokes):
+def test_an_unreachable_server_is_said_plainly_in_both_modes(desktop, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     unreachable = "Could not reach the server; check the connection and try again."
     desktop.route(re.compile(r"/predict(/number)?$"), lambda route: route.abort())
@@ -250,7 +234,7 @@ def test_an_unreachable_server_is_said_plainly_in_both_modes(desktop, digit_stro
     desktop.problems[:] = [p for p in desktop.problems if "ERR_FAILED" not in p]
 
 
-def test_a_drawing_that_cannot_be_exported_is_not_sent(desktop, digit_strokes):
+def test_a_drawing_that_cannot_be_exported_is_not_sent(desktop, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     requests = []
     desktop.on("request", lambda r: requests.append(r.url) if "/predict" in r.url else None)
@@ -264,7 +248,7 @@ def test_a_drawing_that_cannot_be_exported_is_not_sent(desktop, digit_strokes):
     assert page_events(desktop) == [("input", False)]   # no drawing was announced, so no failure either
 
 
-def test_number_mode_undo_and_ctrl_z_leave_the_digit_pad_alone(desktop, digit_strokes):
+def test_number_mode_undo_and_ctrl_z_leave_the_digit_pad_alone(desktop, digit_strokes):  # noqa: F811
     from playwright.sync_api import expect
     draw_with_mouse(desktop, digit_strokes[1])
     expect_a_digit(desktop)
