@@ -1,11 +1,9 @@
 // digitdraw page: draw on canvas#pad, and after every stroke ask POST /predict.
-// Strokes are kept as point lists so Undo can redraw without the last one.
+// The pad itself is static/pad.js, the asking static/ask.js (number.js uses both too).
 (function () {
   "use strict";
 
-  const pad = document.getElementById("pad");
-  const ctx = pad.getContext("2d");
-  const brush = pad.width / 14;       // 20 px on the 280 px pad: a marker-like stroke
+  const canvas = document.getElementById("pad");
 
   const els = {
     result: document.getElementById("result"),
@@ -23,226 +21,95 @@
     drop: document.getElementById("drop"),
   };
   const idleVerdict = els.verdict.textContent;
+  const setStatus = window.digitdraw.statusLine(els.status);
 
-  let strokes = [];        // finished strokes: arrays of {x, y} in canvas pixels
   let upload = null;       // ImageBitmap of an uploaded file, shown in the pad until the next stroke
-  let current = null;      // the stroke being drawn
-  let activePointer = null;
-  let frameQueued = false;
-  let inflight = null;     // AbortController of the request whose answer we still want
-  let generation = 0;      // bumps whenever earlier answers become stale
 
-  // ---------------------------------------------------------------- drawing
+  // ---------------------------------------------------------------- drawing (static/pad.js)
 
-  function paintBackground() {
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, pad.width, pad.height);
-  }
+  const pad = window.digitdraw.pad(canvas, {
+    brush: canvas.width / 14,          // 20 px on the 280 px pad: a marker-like stroke
+    undoButton: els.undo,
+    onStrokeStart: function () { upload = null; },   // a new drawing replaces an upload
+    onChange: predictDrawing,
+    paintUnder: function (ctx) { if (upload) paintUpload(ctx); },
+  });
 
-  function paintStroke(points) {
-    ctx.strokeStyle = "#000";
-    ctx.fillStyle = "#000";
-    ctx.lineWidth = brush;
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.beginPath();
-    if (points.length === 1) {
-      ctx.arc(points[0].x, points[0].y, brush / 2, 0, 2 * Math.PI);
-      ctx.fill();
-      return;
-    }
-    ctx.moveTo(points[0].x, points[0].y);
-    // Curve through the midpoints, using the sampled points as control points:
-    // smooth strokes without the corners of a plain polyline.
-    for (let i = 1; i < points.length - 1; i++) {
-      const mx = (points[i].x + points[i + 1].x) / 2;
-      const my = (points[i].y + points[i + 1].y) / 2;
-      ctx.quadraticCurveTo(points[i].x, points[i].y, mx, my);
-    }
-    const last = points[points.length - 1];
-    ctx.lineTo(last.x, last.y);
-    ctx.stroke();
-  }
-
-  function paintUpload() {
+  function paintUpload(ctx) {
     // Scaled to fit the pad, aspect kept, centred: the person sees what was read.
-    const scale = Math.min(pad.width / upload.width, pad.height / upload.height);
+    const scale = Math.min(canvas.width / upload.width, canvas.height / upload.height);
     const w = upload.width * scale;
     const h = upload.height * scale;
-    ctx.drawImage(upload, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
-  }
-
-  function redraw() {
-    frameQueued = false;
-    paintBackground();
-    if (upload) paintUpload();
-    strokes.forEach(paintStroke);
-    if (current) paintStroke(current);
-    els.undo.disabled = strokes.length === 0;
-  }
-
-  function queueRedraw() {
-    if (!frameQueued) {
-      frameQueued = true;
-      requestAnimationFrame(redraw);
-    }
-  }
-
-  function toCanvasPoint(event) {
-    // The pad is CSS-scaled; map client pixels back to its 280x280 grid.
-    const box = pad.getBoundingClientRect();
-    const left = box.left + pad.clientLeft;
-    const top = box.top + pad.clientTop;
-    return {
-      x: (event.clientX - left) * (pad.width / pad.clientWidth),
-      y: (event.clientY - top) * (pad.height / pad.clientHeight),
-    };
-  }
-
-  pad.addEventListener("pointerdown", function (event) {
-    if (activePointer !== null) return;                      // one finger at a time
-    if (event.pointerType === "mouse" && event.button !== 0) return;
-    event.preventDefault();
-    pad.setPointerCapture(event.pointerId);
-    activePointer = event.pointerId;
-    upload = null;                                           // a new drawing replaces an upload
-    current = [toCanvasPoint(event)];
-    queueRedraw();
-  });
-
-  pad.addEventListener("pointermove", function (event) {
-    if (event.pointerId !== activePointer) return;
-    event.preventDefault();
-    const samples = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
-    (samples.length ? samples : [event]).forEach(function (sample) {
-      current.push(toCanvasPoint(sample));
-    });
-    queueRedraw();
-  });
-
-  function endStroke(event) {
-    if (event.pointerId !== activePointer) return;
-    activePointer = null;
-    if (current && current.length) strokes.push(current);
-    current = null;
-    redraw();
-    predictDrawing();
-  }
-
-  pad.addEventListener("pointerup", endStroke);
-  pad.addEventListener("pointercancel", endStroke);
-  pad.addEventListener("lostpointercapture", endStroke);
-  pad.addEventListener("contextmenu", function (event) { event.preventDefault(); });
-
-  function undo() {
-    if (!strokes.length) return;
-    strokes.pop();
-    redraw();
-    predictDrawing();
+    ctx.drawImage(upload, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
   }
 
   function clearAll() {
-    strokes = [];
     upload = null;
-    current = null;
-    activePointer = null;
-    redraw();
-    forgetPending();
+    pad.clear();
+    asker.forget();
     showIdle();
     setStatus("");
   }
 
-  els.undo.addEventListener("click", undo);
   els.clear.addEventListener("click", clearAll);
   document.addEventListener("keydown", function (event) {
-    const target = event.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA")) return;
-    if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "z") {
-      event.preventDefault();
-      undo();
-    }
+    if (!window.digitdraw.isUndoKey(event)) return;
+    event.preventDefault();
+    pad.undo();
   });
 
-  // ---------------------------------------------------------------- asking the server
+  // ---------------------------------------------------------------- asking the server (static/ask.js)
 
-  function forgetPending() {
-    generation += 1;
-    if (inflight) inflight.abort();
-    inflight = null;
-  }
+  const asker = window.digitdraw.ask("/predict", {
+    valid: function (data) { return typeof data.digit === "number"; },
+    sending: function (body, headers, what) {
+      // The same input for static/compare.js, which asks the other models (the
+      // default model's card shows this request's answer or error, not a second one).
+      document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: { body: body, headers: headers } }));
+      setStatus("Reading " + what + "…");
+    },
+    answered: function (data, body, what) {
+      showResult(data);
+      setStatus(what === "your drawing" ? "" : "Result for " + what + ".");
+      // For feedback.js: the image just answered (the drawing's PNG, or the uploaded file).
+      document.dispatchEvent(new CustomEvent("digitdraw:answer", {
+        detail: { image: body instanceof FormData ? body.get("image") : body, result: data } }));
+    },
+    failed: function (message, sent) {
+      // A drawing that never left the page was never announced to compare.js either.
+      if (sent) failed(message); else showError(message);
+    },
+  });
 
   function predictDrawing() {
-    forgetPending();
-    if (!strokes.length) {
+    asker.forget();
+    if (!pad.strokeCount()) {
       showIdle();
       setStatus("");
       return;
     }
-    const mine = generation;
-    pad.toBlob(function (blob) {
-      if (mine !== generation) return;     // drawing changed while encoding
-      if (!blob) {
-        showError("Your browser could not export the drawing; try another browser.");
-        return;
-      }
-      send(blob, { "Content-Type": "image/png" }, "your drawing");
-    }, "image/png");
+    asker.sendCanvas(canvas, "your drawing");
   }
 
   function uploadFile(file) {
-    strokes = [];
     upload = null;
-    redraw();
-    forgetPending();
-    showUpload(file, generation);
+    pad.clear();
+    asker.forget();
+    showUpload(file, asker.generation());
     const form = new FormData();
     form.append("image", file, file.name);
-    send(form, {}, file.name);
+    asker.send(form, {}, file.name);
   }
 
   function showUpload(file, mine) {
     if (!window.createImageBitmap) return;
     createImageBitmap(file).then(function (bitmap) {
-      if (mine !== generation) return;     // drawn over or cleared meanwhile
+      if (mine !== asker.generation()) return;     // drawn over or cleared meanwhile
       upload = bitmap;
-      redraw();
+      pad.redraw();
     }).catch(function () {
       // Not an image this browser decodes; the server's answer says what is wrong.
     });
-  }
-
-  async function send(body, headers, what) {
-    // The same input for static/compare.js, which asks the other models (the
-    // default model's card shows this request's answer or error, not a second one).
-    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: { body: body, headers: headers } }));
-    const controller = new AbortController();
-    inflight = controller;
-    const mine = generation;
-    setStatus("Reading " + what + "…");
-    let response;
-    let data = null;
-    try {
-      response = await fetch("/predict", {
-        method: "POST", body: body, headers: headers, signal: controller.signal,
-      });
-      data = await response.json().catch(function () { return null; });
-    } catch (err) {
-      if (err.name === "AbortError" || mine !== generation) return;
-      failed("Could not reach the server; check the connection and try again.");
-      return;
-    } finally {
-      if (inflight === controller) inflight = null;
-    }
-    if (mine !== generation) return;       // a newer stroke or a Clear won
-    if (!response.ok || !data || typeof data.digit !== "number") {
-      failed(data && data.error ? data.error : "The server answered " + response.status + ".");
-      return;
-    }
-    showResult(data);
-    setStatus(what === "your drawing" ? "" : "Result for " + what + ".");
-    // For feedback.js: the image just answered (the drawing's PNG, or the uploaded file).
-    document.dispatchEvent(new CustomEvent("digitdraw:answer", {
-      detail: { image: body instanceof FormData ? body.get("image") : body, result: data } }));
   }
 
   // ---------------------------------------------------------------- showing answers
@@ -329,11 +196,6 @@
     setStatus(message, true);
   }
 
-  function setStatus(message, isError) {
-    els.status.textContent = message;
-    els.status.classList.toggle("error", Boolean(isError));
-  }
-
   // ---------------------------------------------------------------- files
 
   els.file.addEventListener("change", function () {
@@ -366,5 +228,5 @@
   window.addEventListener("dragover", function (event) { if (hasFiles(event)) event.preventDefault(); });
   window.addEventListener("drop", function (event) { if (hasFiles(event)) event.preventDefault(); });
 
-  redraw();
+  pad.redraw();
 })();

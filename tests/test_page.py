@@ -88,11 +88,27 @@ def test_only_same_origin_assets(page, client):
             assert client.get(url).status_code == 200, url
 
 
-def test_script_needs_no_eval(client):
-    script = client.get("/static/app.js").get_data(as_text=True)
-    assert "eval(" not in script and "new Function" not in script
-    assert "innerHTML" not in script  # results are set as text, never parsed as HTML
-    assert "/predict" in script and "toBlob" in script
+def test_scripts_need_no_eval(page, client):
+    scripts = {}
+    for tag in page.find("script"):
+        scripts[tag["src"].rsplit("/", 1)[-1]] = client.get(tag["src"]).get_data(as_text=True)
+    assert {"pad.js", "ask.js", "app.js", "number.js"} <= set(scripts)
+    for name, script in scripts.items():
+        assert "eval(" not in script and "new Function" not in script, name
+        assert "innerHTML" not in script, name  # results are set as text, never parsed as HTML
+    assert "/predict" in scripts["app.js"] and "/predict/number" in scripts["number.js"]
+    assert "toBlob" in scripts["ask.js"]  # the drawing is sent as the canvas's own PNG
+
+
+def test_shared_scripts_load_first_and_deferred(page):
+    """pad.js and ask.js define window.digitdraw.pad/ask, which app.js and
+    number.js call as they start: deferred scripts run in document order."""
+    tags = page.find("script")
+    names = [tag["src"].rsplit("/", 1)[-1] for tag in tags]
+    assert all("defer" in tag for tag in tags), names
+    for shared in ("pad.js", "ask.js"):
+        for user in ("app.js", "number.js"):
+            assert names.index(shared) < names.index(user), names
 
 
 def test_stylesheet_stops_touch_scrolling_on_the_pad(client):
