@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from . import archspec, modelfile, rejection
 from .augment import AugmentConfig, Augmenter
+from .averaging import WeightAverage, snapshot_every
 from .datasets import load_extra, load_mnist
 from .kaggle_csv import read_kaggle_csv
 from .losses import LOSSES, softmax_cross_entropy
 from .metrics import confusion_matrix, format_confusion, format_per_class
 from .network import Network
-from .optimizers import SCHEDULES, make_optimizer, warmup_cosine
+from .optimizers import SCHEDULES, constant, make_optimizer, warmup_cosine
 from .parallel import blas_single_threaded
 
 NORMALIZATION = {"shape": [28, 28, 1], "layout": "NHWC", "scale": 255.0, "mean": 0.1307, "std": 0.3081}
@@ -63,9 +64,10 @@ def split_validation(images, labels, val_size, rng):
 
 def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size, base_lr, rng,
           augmenter=None, warmup_epochs=1, label_smoothing=0.0, log=print,
-          schedule=warmup_cosine, loss_fn=softmax_cross_entropy):
+          schedule=warmup_cosine, loss_fn=softmax_cross_entropy, after_step=None):
     """Returns (best_state, history, best_epoch). Best = highest validation accuracy,
-    or the last epoch when there is no validation set (the schedule ends near zero)."""
+    or the last epoch when there is no validation set (the schedule ends near zero).
+    `after_step(step, steps_per_epoch)` runs after every optimizer step (weight averaging)."""
     steps_per_epoch = int(np.ceil(len(train_x) / batch_size))
     total_steps = epochs * steps_per_epoch
     history, best = [], (-1.0, None, 0)
@@ -89,6 +91,8 @@ def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size,
             optimizer.lr = schedule(step, total_steps, base_lr, warmup_epochs * steps_per_epoch)
             optimizer.step()
             step += 1
+            if after_step is not None:
+                after_step(step, steps_per_epoch)
             seen += len(idx)
             correct += int(np.sum(logits.argmax(axis=1) == labels))
             loss_sum += loss * len(idx)
@@ -106,6 +110,24 @@ def train(net, optimizer, train_x, train_y, val_x, val_y, *, epochs, batch_size,
         if score >= best[0]:
             best = (score, net.state_dict(), epoch)
     return best[1], history, best[2]
+
+
+def train_averaged(net, optimizer, train_x, train_y, *, epochs, batch_size, lr, rng, augmenter=None,
+                   per_epoch=4, label_smoothing=0.0, loss_fn=softmax_cross_entropy, log=print):
+    """`epochs` more passes at the constant rate `lr`; returns the mean of the
+    weights snapshotted `per_epoch` times an epoch (model/averaging.py says why)."""
+    average = WeightAverage()
+
+    def snapshot(step, steps_per_epoch):
+        if step % snapshot_every(steps_per_epoch, per_epoch) == 0:
+            average.add(net.state_dict())
+
+    log(f"weight averaging: {epochs} epochs at lr {lr:.1e}, {per_epoch} snapshots an epoch")
+    train(net, optimizer, train_x, train_y, None, None, epochs=epochs, batch_size=batch_size, base_lr=lr,
+          rng=rng, augmenter=augmenter, warmup_epochs=0, label_smoothing=label_smoothing, log=log,
+          schedule=constant, loss_fn=loss_fn, after_step=snapshot)
+    log(f"averaged {average.count} snapshots")
+    return average.mean()
 
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -138,6 +160,11 @@ def build_parser():
     p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="share of each target spread over the other classes")
+    p.add_argument("--average-epochs", type=int, default=0,
+                   help="after the schedule, this many epochs at --average-lr whose weights are averaged (SWA)")
+    p.add_argument("--average-lr", type=float, default=2e-4, help="the constant learning rate while averaging")
+    p.add_argument("--init", metavar="NPZ",
+                   help="start from this model file's weights (same architecture) instead of random ones")
     p.add_argument("--seed", type=int, default=1, help="seeds initialisation, shuffling and augmentation")
     p.add_argument("--val-split", type=int, default=0,
                    help="training images held out to pick the best epoch (0: train on all, keep the last)")
@@ -187,6 +214,15 @@ def load_data(args):
             data["sha256"])
 
 
+def init_weights(net, architecture, path):
+    """Load a model file's weights into `net`, refusing another architecture
+    (a silent partial load would train something nobody asked for)."""
+    meta, params = modelfile.load(path)
+    if meta["architecture"] != architecture:
+        sys.exit(f"{path}: its architecture is not the one being trained; pass the same --arch")
+    net.load_state_dict(params)
+
+
 def augment_config(args):
     if args.no_augment:
         return None
@@ -215,12 +251,22 @@ def main(argv=None):
     optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, args.weight_decay, args.momentum)
     aug_cfg = augment_config(args)
     started = time.perf_counter()
+    if args.init:
+        init_weights(net, architecture, args.init)
+    augmenter = Augmenter(aug_cfg) if aug_cfg else None
     with blas_single_threaded():
         best_state, history, best_epoch = train(
             net, optimizer, train_x, train_y, val_x, val_y, epochs=args.epochs, batch_size=args.batch_size,
-            base_lr=args.lr, rng=rng, augmenter=Augmenter(aug_cfg) if aug_cfg else None,
-            label_smoothing=args.label_smoothing, schedule=SCHEDULES[args.schedule], loss_fn=LOSSES[args.loss])
+            base_lr=args.lr, rng=rng, augmenter=augmenter,
+            label_smoothing=args.label_smoothing, schedule=SCHEDULES[args.schedule], loss_fn=LOSSES[args.loss]
+        ) if args.epochs else (net.state_dict(), [], 0)
         net.load_state_dict(best_state)
+        if args.average_epochs:
+            best_state = train_averaged(
+                net, optimizer, train_x, train_y, epochs=args.average_epochs, batch_size=args.batch_size,
+                lr=args.average_lr, rng=rng, augmenter=augmenter, label_smoothing=args.label_smoothing,
+                loss_fn=LOSSES[args.loss])
+            net.load_state_dict(best_state)
         seconds = time.perf_counter() - started
         print(f"kept epoch {best_epoch} ({'best validation accuracy' if val_x is not None else 'last epoch'}); "
               f"training took {seconds:.0f}s")
@@ -257,6 +303,8 @@ def main(argv=None):
             "momentum": args.momentum, "loss": args.loss,
             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "seed": args.seed,
             "augmentation": aug_cfg.as_dict() if aug_cfg else None, "seconds": round(seconds, 1),
+            "init": args.init.rsplit("/", 1)[-1] if args.init else None,
+            "average_epochs": args.average_epochs, "average_lr": args.average_lr if args.average_epochs else None,
             "numpy": np.__version__,
         },
         "history": history,
