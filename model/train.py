@@ -268,8 +268,9 @@ def main(argv=None):
                 loss_fn=LOSSES[args.loss])
             net.load_state_dict(best_state)
         seconds = time.perf_counter() - started
-        print(f"kept epoch {best_epoch} ({'best validation accuracy' if val_x is not None else 'last epoch'}); "
-              f"training took {seconds:.0f}s")
+        kept = (f"the average of {args.average_epochs} more epochs' weights" if args.average_epochs else
+                f"epoch {best_epoch} ({'best validation accuracy' if val_x is not None else 'last epoch'})")
+        print(f"kept {kept}; training took {seconds:.0f}s")
         test_acc, cm = None, None
         if test_x is not None:
             predictions = predict_logits(net, test_x)[:, :10].argmax(axis=1)
