@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from app import preprocess as preprocess_module
-from app.preprocess import MAX_WORK_SIDE, BlankImageError, ink_map, preprocess, stroke_width
+from app.preprocess import MAX_WORK_SIDE, BlankImageError, clean_ink, ink_map, preprocess, stroke_width
 from tests.mnist_data import mnist, require_trained
 from tools import strokes
 
@@ -461,3 +461,499 @@ def test_pen_strokes_on_a_canvas_are_read_correctly():
                            for d in images])
         accuracy = float(np.mean(model.predict_proba(digits).argmax(axis=1) == labels))
         assert accuracy >= 0.93, (variant, accuracy)
+
+
+# ---------------------------------------------------------------- small exact cases (mutation testing)
+#
+# Hand-built inputs whose right answer follows from the rules in app/preprocess.py's docstrings:
+# each pins one rule at its boundary, where the digit tests above are too coarse to see it.
+
+def _levels(pixels):
+    return np.asarray(pixels, dtype=np.float32) / np.float32(255.0)
+
+
+def _pad_canvas(ink, shape, top, left):
+    full = np.zeros(shape, np.float32)
+    full[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
+    return full
+
+
+def _wide_image(pixels, mode):
+    """A 16/32-bit or float PIL image of `pixels` in `mode`."""
+    if mode == "I;16B":
+        return Image.frombytes(mode, pixels.shape[::-1], pixels.astype(">u2").tobytes())
+    if mode in ("I;16", "I;16L", "I;16N"):
+        return Image.frombytes(mode, pixels.shape[::-1], pixels.astype("=u2" if mode == "I;16N" else "<u2").tobytes())
+    if mode == "I":
+        return Image.fromarray(pixels.astype(np.int32), "I")
+    return Image.fromarray(pixels.astype(np.float32), "F")
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16L", "I;16B", "I;16N", "I", "F"])
+def test_every_wide_mode_is_read_at_its_own_bit_depth(mode):
+    """Grey levels above 255 (a 12-bit scan: paper 3000, ink 1000) are all white to an 8-bit
+    conversion; every 16/32-bit and float mode must take the wide path and give the same digit
+    as the 8-bit drawing."""
+    shape = np.zeros((40, 40), dtype=bool)
+    shape[8:32, 18:22] = shape[8:12, 10:30] = True  # a 'T'
+    eight_bit = preprocess(Image.fromarray(np.where(shape, 0, 255).astype(np.uint8)))
+    wide = _wide_image(np.where(shape, 1000, 3000), mode)
+    assert wide.mode == mode
+    np.testing.assert_array_equal(preprocess(wide), eight_bit)
+
+
+@pytest.mark.parametrize("mode", ["LAB", "HSV", "YCbCr", "CMYK"])
+def test_colour_spaces_are_read_through_rgb(mode):
+    """Modes Pillow cannot turn into grey directly (LAB) must go through RGB; the others give the
+    same digit either way."""
+    gray = np.full((40, 40), 255, np.uint8)
+    gray[8:32, 18:22] = 0
+    gray[8:12, 10:30] = 60
+    image = Image.fromarray(gray).convert("RGB").convert(mode)
+    np.testing.assert_array_equal(preprocess(image), preprocess(Image.fromarray(gray)))
+
+
+def _palette_image(palette_mode):
+    image = Image.new("P", (4, 4))
+    image.putpalette(bytes(range(256)) * (len(palette_mode)), palette_mode)
+    return image
+
+
+def _keyed_gray():
+    image = Image.new("L", (4, 4), 255)
+    image.info["transparency"] = 255
+    return image
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda: Image.new("RGBA", (4, 4)), True),
+    (lambda: Image.new("LA", (4, 4)), True),
+    (lambda: Image.new("PA", (4, 4)), True),
+    (lambda: Image.new("RGBa", (4, 4)), True),
+    (lambda: Image.new("La", (4, 4)), True),
+    (_keyed_gray, True),
+    (lambda: _palette_image("RGBA"), True),
+    (lambda: _palette_image("RGB"), False),
+    (lambda: Image.new("L", (4, 4)), False),
+    (lambda: Image.new("RGB", (4, 4)), False),
+], ids=["RGBA", "LA", "PA", "RGBa", "La", "L-colour-key", "P-rgba-palette", "P-rgb-palette", "L", "RGB"])
+def test_has_alpha_knows_every_transparency_layout(make, expected):
+    """Alpha modes (straight and premultiplied), palette alpha and colour keys all mean
+    transparency is in play; a plain palette or grey image has none."""
+    assert preprocess_module._has_alpha(make()) is expected
+
+
+def test_ink_map_of_a_small_drawing_is_its_distance_from_the_paper():
+    """An 'L' whose foot sticks out only on its last row: the ink window must reach the foot's
+    end, and every pixel's ink is exactly |level - paper| (float32, zeros outside the window)."""
+    pixels = np.full((12, 10), 200, np.uint8)
+    pixels[2:9, 3] = 50
+    pixels[8, 3:8] = 50  # the foot, further right than any other row
+    pixels[4, 3] = 120
+    ink = ink_map(Image.fromarray(pixels))
+    assert ink.dtype == np.float32 and ink.shape == (12, 10)
+    expected = np.abs(_levels(pixels) - _levels(200))
+    np.testing.assert_allclose(ink, expected, rtol=1e-6, atol=1e-7)
+    assert ink[8, 7] > 0.5 and ink[8, 8] == 0
+
+
+def test_ink_map_of_a_tall_page_with_an_uneven_border_keeps_its_lower_half():
+    """A smudge on the border makes the ring non-uniform (the whole-image path): a page taller
+    than wide must keep all its rows, ink near the bottom included."""
+    pixels = np.full((30, 10), 200, np.uint8)
+    pixels[0, 4] = 190  # smudge on the ring
+    pixels[20:26, 4:6] = 0  # ink below row 10
+    ink = ink_map(Image.fromarray(pixels))
+    np.testing.assert_allclose(ink, np.abs(_levels(pixels) - _levels(200)), rtol=1e-6, atol=1e-7)
+
+
+def test_opaque_card_with_transparent_corners():
+    """A dark opaque card with cut-out (transparent) corners and white ink: the corners send it
+    down the alpha path, where grey is premultiplied by alpha, so the opaque black card itself
+    is background (no ink) and only the white stroke (and the cut corners) differ from it."""
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[10:30, 18:22, :3] = 255
+    for y, x in ((0, 0), (0, 39), (39, 0), (39, 39)):
+        rgba[y, x] = 0
+    expected = np.zeros((40, 40), np.float32)
+    expected[10:30, 18:22] = 1.0
+    expected[[0, 0, 39, 39], [0, 39, 0, 39]] = 1.0
+    np.testing.assert_allclose(ink_map(Image.fromarray(rgba, "RGBA")), expected, atol=1e-6)
+
+
+def test_clear_canvas_box_is_the_ink_box_plus_one_within_the_ring():
+    """On a 20x20 canvas the ring is 1 px: ink touching its inner edge is still a clear canvas
+    (box = ink box plus one pixel, cut at the image), ink on the ring or a hidden colour on the
+    ring is not (the general search takes over)."""
+    def box_with(*pixels, colour=(0, 0, 0, 255)):
+        canvas = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+        for x, y in pixels:
+            canvas.putpixel((x, y), colour)
+        return preprocess_module._clear_canvas_box(canvas)
+
+    assert box_with((1, 1)) == (0, 3, 0, 3)  # (top, bottom, left, right)
+    assert box_with((18, 18)) == (17, 20, 17, 20)
+    assert box_with((5, 1), (18, 12)) == (0, 14, 4, 20)
+    for on_ring in ((19, 10), (10, 19), (0, 10), (10, 0)):
+        assert box_with((10, 10), on_ring) is None
+    canvas = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    canvas.putpixel((10, 10), (0, 0, 0, 255))
+    canvas.putpixel((0, 10), (255, 0, 0, 0))  # invisible, but not transparent black
+    assert preprocess_module._clear_canvas_box(canvas) is None
+
+
+@pytest.mark.parametrize("shape, band", [((280, 280), 6), ((20, 20), 1), ((97, 301), 2), ((301, 97), 2),
+                                         ((1, 1), 1), ((100, 1000), 2)])
+def test_border_band_is_two_percent_of_the_shorter_side(shape, band):
+    """The ring is round(2%) of the shorter side, at least one pixel."""
+    assert preprocess_module._border_band(shape) == band
+
+
+def test_ring_of_a_one_pixel_strip_is_the_strip_once():
+    """A one-row (or one-column) image is all ring: each pixel counted once."""
+    row = np.arange(9).reshape(1, 9)
+    np.testing.assert_array_equal(np.sort(preprocess_module._ring_values(row)), np.arange(9))
+    np.testing.assert_array_equal(np.sort(preprocess_module._ring_values(row.T)), np.arange(9))
+
+
+def test_block_average_below_six_pixels_is_the_ink_itself():
+    """An image under 6 px on a side has no 3x3 reduction worth the name: the ink and its
+    pixel count come back as they are."""
+    ink = np.arange(25, dtype=np.float32).reshape(5, 5) / 25
+    values, count = preprocess_module._block_average(preprocess_module.InkWindow(ink, (5, 5)))
+    np.testing.assert_array_equal(values, ink)
+    assert count == 25
+    tall = np.ones((5, 40), np.float32)
+    assert preprocess_module._block_average(preprocess_module.InkWindow(tall, (5, 40)))[1] == 200
+
+
+def test_block_average_of_six_pixels_is_the_means_of_3x3_blocks():
+    """6x6 reduces to 2x2: each value is the mean of its 3x3 block."""
+    ink = np.zeros((6, 6), np.float32)
+    ink[:3, :3] = 1.0
+    ink[1, 4] = 0.9
+    ink[3:, 3:] = 0.45
+    values, count = preprocess_module._block_average(preprocess_module.InkWindow(ink, (6, 6)))
+    np.testing.assert_allclose(values, [[1.0, 0.1], [0.0, 0.45]], rtol=1e-6, atol=1e-7)
+    assert count == 4
+
+
+def test_block_average_of_a_window_is_that_of_the_whole_image():
+    """On a window near the far corner of a 280x250 image (neither side a multiple of 3: cells
+    are 3.01 px, so by row 240 they have drifted most of a pixel from a 3 px grid), the cells it
+    touches hold exactly the values of Pillow's BOX reduction of the whole image to (83, 93),
+    and the count is that of the whole reduction."""
+    rng = np.random.default_rng(0)
+    shape, top, left = (280, 250), 240, 200
+    blob = rng.random((31, 23)).astype(np.float32)
+    values, count = preprocess_module._block_average(preprocess_module.InkWindow(blob, shape, top, left))
+    assert count == 93 * 83
+    full = _pad_canvas(blob, shape, top, left)
+    whole = np.asarray(Image.fromarray(full, "F").resize((83, 93), Image.BOX), dtype=np.float32)
+    r0 = preprocess_module._cells(top, top + 31, 280)[0]
+    c0 = preprocess_module._cells(left, left + 23, 250)[0]
+    placed = _pad_canvas(values, whole.shape, r0, c0)
+    np.testing.assert_allclose(placed, whole, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("start, stop, length, expected", [
+    (0, 3, 9, (0, 1, 0, 3)), (4, 5, 9, (1, 2, 3, 6)), (7, 9, 9, (2, 3, 6, 9)), (0, 9, 9, (0, 3, 0, 9)),
+    (4, 6, 10, (1, 2, 3, 7)), (9, 10, 10, (2, 3, 6, 10)),
+])
+def test_cells_touching_a_span(start, stop, length, expected):
+    """Cells of a reduction of `length` to length // 3 that touch [start, stop), and the pixels
+    they cover: for length 10, cell 1 covers [3.33, 6.67), i.e. pixels 3 to 6."""
+    assert preprocess_module._cells(start, stop, length) == expected
+
+
+def test_center_of_mass_placement_is_clamped_to_the_field():
+    """A digit whose mass sits on one edge is shifted as far as the field allows, never out
+    of it: mass on the bottom row puts that row at 19 (top 0), mass on the top row puts the
+    digit's top at 8 (28 - 20); the same across."""
+    place = preprocess_module._center_of_mass_place
+    bottom = np.zeros((20, 4), np.float32)
+    bottom[-1] = 1.0
+    assert np.argwhere(place(bottom) == 255).tolist() == [[19, c] for c in range(12, 16)]  # cx 1.5: round(12.5) = 12
+    top = np.zeros((20, 4), np.float32)
+    top[0] = 1.0
+    assert np.argwhere(place(top) == 255).tolist() == [[8, c] for c in range(12, 16)]
+    np.testing.assert_array_equal(place(bottom.T), place(bottom).T)
+    np.testing.assert_array_equal(place(top.T), place(top).T)
+
+
+def test_center_of_mass_placement_of_a_faint_dot_and_of_nothing():
+    """Any positive ink is placed (a half-inked dot lands on pixel (14, 14) at level 128);
+    none at all is a blank image, with the user-facing message."""
+    out = preprocess_module._center_of_mass_place(np.full((1, 1), 0.5, np.float32))
+    assert out.dtype == np.uint8 and out[14, 14] == 128 and np.count_nonzero(out) == 1
+    with pytest.raises(BlankImageError, match="holds no ink"):
+        preprocess_module._center_of_mass_place(np.zeros((20, 20), np.float32))
+
+
+def _patch(values, shape=(40, 40), top=12, left=12):
+    """`values` (row-major) in a 6x6 patch of a zero image."""
+    ink = np.zeros(shape, np.float32)
+    ink[top:top + 6, left:left + 6] = np.asarray(values, np.float32).reshape(6, 6)
+    return ink
+
+
+def test_clean_ink_rescales_to_the_16th_brightest_pixel():
+    """On 1600 pixels the contrast is the 16th brightest: ink is then mapped linearly from
+    25% (nothing) to 75% (solid) of it. With 16 pixels at 1.0, a 0.5 pixel is half ink and a
+    0.3 pixel a tenth; the result is float32."""
+    ink = _patch([1.0] * 16 + [0.5] * 19 + [0.3])
+    cleaned = clean_ink(ink)
+    assert cleaned.dtype == np.float32
+    expected = np.zeros_like(ink)
+    expected[ink == 1.0] = 1.0
+    expected[ink == np.float32(0.5)] = 0.5
+    expected[ink == np.float32(0.3)] = (np.float32(0.3) - np.float32(0.25)) / np.float32(0.5)
+    np.testing.assert_array_equal(cleaned, expected)
+    # float64 input is read as float32 first: the very same bits
+    np.testing.assert_array_equal(clean_ink(ink.astype(np.float64)), cleaned)
+
+
+def test_clean_ink_ignores_up_to_15_hot_pixels():
+    """15 pixels far brighter than the rest cannot set the contrast: the 0.5 stroke is solid."""
+    ink = _patch([1.0] * 15 + [0.5] * 21)
+    np.testing.assert_array_equal(clean_ink(ink), (ink > 0).astype(np.float32))
+
+
+def test_clean_ink_allows_one_hot_pixel_in_50():
+    """On a 10x60 image (600 pixels) the contrast is the 12th brightest, not the 16th."""
+    ink = np.zeros((10, 60), np.float32)
+    ink[3:7, 20:26] = 0.5
+    ink[3:5, 20:26] = 1.0  # 12 pixels
+    expected = np.where(ink == 1.0, 1.0, np.where(ink > 0, 0.5, 0.0)).astype(np.float32)
+    np.testing.assert_array_equal(clean_ink(ink), expected)
+
+
+def test_clean_ink_of_a_window_is_that_of_the_whole_image():
+    """The ink window is a shortcut: a dot on a 280x280 canvas cleans the same, cut to its
+    window or not (the hot-pixel allowance follows the image's size, not the window's)."""
+    dot = np.full((7, 7), 0.0, np.float32)
+    dot[1:6, 1:6] = 0.5
+    dot[3, 3] = 1.0
+    whole = preprocess_module._clean_ink(preprocess_module.InkWindow(_pad_canvas(dot, (280, 280), 100, 120),
+                                                                     (280, 280)))
+    window = preprocess_module._clean_ink(preprocess_module.InkWindow(dot, (280, 280), 100, 120))
+    np.testing.assert_array_equal(whole[100:107, 120:127], window)
+    np.testing.assert_array_equal(window, (dot > 0).astype(np.float32))  # contrast 0.5: all solid
+
+
+def test_a_big_filled_shape_is_ink_not_noise():
+    """Noise is measured on the image's border ring, not on the ink window's: a 200 px filled
+    square on a clean page (its window's ring mostly ink) is a drawing, scaled to 20x20."""
+    page = Image.new("L", (280, 280), 255)
+    page.paste(0, (40, 40, 240, 240))
+    assert ink_box(preprocess(page)) == (20, 20)
+
+
+def _cell_squares(count):
+    """`count` solid 3x3 squares, each exactly on a cell of the 3x3 reduction of a 60x60 image."""
+    ink = np.zeros((60, 60), np.float32)
+    for i in range(count):
+        ink[9 + 9 * i:12 + 9 * i, 30:33] = 1.0
+    return ink
+
+
+def test_block_check_needs_four_inked_cells():
+    """The block-average check takes the 4th largest of 400 cells (one in 50 may be hot):
+    three solid dots are too little to be a drawing, four are enough."""
+    with pytest.raises(BlankImageError, match="holds no ink"):
+        clean_ink(_cell_squares(3))
+    np.testing.assert_array_equal(clean_ink(_cell_squares(4)), _cell_squares(4))
+
+
+def test_scattered_specks_are_blank_however_strong():
+    """Isolated pixels at 0.36, one per 3x3 cell, pass the contrast floor but average 0.04 in
+    every cell, under half the floor (a 1 px line at that level would keep 0.12)."""
+    specks = np.zeros((60, 60), np.float32)
+    specks[7:52:3, 7:52:3] = 0.36
+    with pytest.raises(BlankImageError):
+        clean_ink(specks)
+    line = np.zeros((60, 60), np.float32)
+    line[7:52, 31] = 0.36
+    assert np.count_nonzero(clean_ink(line) == 1.0) == 45
+
+
+def test_four_inked_pixels_make_a_drawing_three_do_not():
+    """On a tiny 9x9 image (contrast = the brightest pixel) a 2x2 dot is the smallest drawing;
+    three full pixels and one exactly half inked are not: only pixels over half count."""
+    ink = np.zeros((9, 9), np.float32)
+    ink[3:5, 3:5] = 1.0
+    np.testing.assert_array_equal(clean_ink(ink), ink)
+    ink[4, 4] = 0.5  # cleaned to exactly 0.5
+    with pytest.raises(BlankImageError, match="holds no ink"):
+        clean_ink(ink)
+
+
+def test_clean_ink_refuses_non_finite_and_non_2d_ink():
+    """NaN or infinite ink (a broken float image) and anything but a 2-D array are blank,
+    not a crash or a NaN digit."""
+    ink = _patch([1.0] * 36)
+    ink[0, 0] = np.nan
+    with pytest.raises(BlankImageError):
+        clean_ink(ink)
+    ink[0, 0] = np.inf
+    with pytest.raises(BlankImageError):
+        clean_ink(ink)
+    with pytest.raises(BlankImageError):
+        clean_ink(np.ones(50, np.float32))
+    with pytest.raises(BlankImageError):
+        clean_ink(np.ones((3, 40, 40), np.float32))
+
+
+def test_a_two_pixel_high_image_is_cropped_to_its_ink():
+    """Under 3 px high there is no speck filter, but the crop to the ink still happens: a
+    10 px dash in a 40 px wide strip comes out 20 px wide, one solid bar."""
+    strip = np.full((2, 40), 255, np.uint8)
+    strip[:, 10:20] = 0
+    out = preprocess(Image.fromarray(strip))
+    height, width = ink_box(out)
+    assert width == 20 and height <= 5
+    assert np.count_nonzero(out.max(axis=0)) == 20  # no gap along the bar
+
+
+def test_a_three_pixel_high_image_already_ignores_specks():
+    """From 3 px on a side the speck filter applies: a lone dead pixel far from a short line
+    does not stretch its box, through preprocess and through clean_ink_to_mnist alike."""
+    line = np.full((3, 40), 255, np.uint8)
+    line[1, 2:12] = 0
+    speck = line.copy()
+    speck[1, 35] = 0
+    np.testing.assert_array_equal(preprocess(Image.fromarray(speck)), preprocess(Image.fromarray(line)))
+    cleaned = [clean_ink(ink_map(Image.fromarray(x))) for x in (line, speck)]
+    np.testing.assert_array_equal(preprocess_module.clean_ink_to_mnist(cleaned[1]),
+                                  preprocess_module.clean_ink_to_mnist(cleaned[0]))
+
+
+def test_crop_to_ink_keeps_lone_specks_when_there_is_nothing_else():
+    """Only specks (each 1/9 after 3x3 averaging): better their box than nothing."""
+    ink = np.zeros((20, 20), np.float32)
+    ink[3, 4] = ink[15, 12] = 1.0
+    crop = preprocess_module._crop_to_ink(ink, ignore_specks=True)
+    assert crop.shape == (13, 9) and crop[0, 0] == 1.0 and crop[-1, -1] == 1.0
+
+
+def test_crop_to_ink_without_speck_filter_is_the_bounding_box():
+    ink = np.zeros((4, 5), np.float32)
+    ink[1:3, 2:4] = [[0.2, 1.0], [0.5, 0.01]]
+    np.testing.assert_array_equal(preprocess_module._crop_to_ink(ink), ink[1:3, 2:4])
+
+
+def test_fit_box_keeps_a_one_pixel_line_one_pixel_wide():
+    """A 40x1 line scaled to 20 px tall is half a pixel wide: one output column, not two."""
+    assert preprocess_module._fit_box(np.ones((40, 1), np.float32)).shape == (20, 1)
+
+
+def test_clean_ink_to_mnist_reads_float64_ink_like_float32():
+    """A tool handing in float64 ink gets the same digit as with float32."""
+    ink = np.zeros((30, 30), np.float32)
+    ink[5:25, 12:16] = 1.0
+    ink[5:8, 6:22] = 1.0
+    expected = preprocess_module.clean_ink_to_mnist(ink)
+    np.testing.assert_array_equal(preprocess_module.clean_ink_to_mnist(ink.astype(np.float64)), expected)
+
+
+def test_kth_largest_scales_its_allowance_with_the_size():
+    """k is capped at one value in 50 (at least 1); zeros are not candidates."""
+    kth = preprocess_module._kth_largest
+    assert kth(np.array([0.2, 0.9, 0.5], np.float32), k=16) == pytest.approx(0.9)  # under 100 values: the max
+    hundred = np.full(100, 0.1, np.float32)
+    hundred[:2] = [0.9, 0.8]
+    assert kth(hundred, k=16) == pytest.approx(0.8)  # 100 values: the 2nd
+    four = np.array([0.4, 0.3, 0.2, 0.1], np.float32)
+    assert kth(four, size=1000, k=4) == pytest.approx(0.1)  # exactly k candidates: the smallest
+    assert kth(four, size=1000, k=5) == 0.0  # fewer than k: no contrast
+
+
+def test_noise_level_is_the_median_ring_distance_over_0_6745():
+    """Median of |N(0, s)| is 0.6745 s; with half the ring or more exactly zero there is no noise."""
+    ink = np.zeros((4, 4), np.float32)
+    ring = np.ones((4, 4), bool)
+    ring[1:3, 1:3] = False
+    ink[ring] = 0.1
+    assert preprocess_module._noise_level(ink) == pytest.approx(0.1 / 0.6745, rel=1e-6)
+    ink[0, :] = ink[1:3, 0] = 0  # 6 of the 12 ring pixels zero: the median is 0.05
+    assert preprocess_module._noise_level(ink) == pytest.approx(0.05 / 0.6745, rel=1e-6)
+    ink[3, 0] = 0  # 7 of 12
+    assert preprocess_module._noise_level(ink) == 0.0
+
+
+def test_erosion_stops_before_eating_most_of_the_ink():
+    """A 40x40 solid blob has relative width 10 (MNIST: 2.1-2.7), so it is eroded at working
+    size 94 (scale 2.36) by 20 steps; the 20th would leave 54^2 / 94^2 = 33% < 35% of the ink,
+    so it stops after 19: a 56x56 solid square."""
+    out = preprocess_module._normalize_stroke(np.ones((40, 40), np.float32))
+    assert out.shape == (56, 56)
+    assert out.min() == 1.0
+
+
+def test_a_long_hairline_is_dilated_to_mnist_width():
+    """A 300x1 line has relative width 20 * 1 / 300 = 0.07 (MNIST: 2.1-2.7): dilating by r
+    solves (1 + 2r) / (300 + 2r) = 2.1 / 20, r = 17.0 px, 5 steps at working size, so the line
+    is resampled by 5 / 17.0 to 88x1 (never below one pixel across) and grown by 5 on every
+    side: 98 x 11, whichever way it lies."""
+    line = np.ones((300, 1), np.float32)
+    out = preprocess_module._normalize_stroke(line)
+    assert out.shape == (98, 11)
+    np.testing.assert_array_equal(preprocess_module._normalize_stroke(line.T), out.T)
+
+
+@pytest.mark.parametrize("size, max_size, factor", [
+    ((1000, 300), (512, 512), 2), ((300, 1000), (512, 512), 2), ((512, 512), (512, 512), 1),
+    ((513, 10), (512, 512), 2), ((10, 1537), (512, 512), 4), ((1000, 300), (1024, 512), 1),
+    ((300, 1000), (1024, 512), 2), ((3000, 300), (1024, 512), 3),
+])
+def test_reduce_factor_is_the_smallest_whole_factor_that_fits(size, max_size, factor):
+    """size and max_size are (width, height): each side must fit its own limit."""
+    assert preprocess_module.reduce_factor(size, max_size) == factor
+
+
+def test_exif_mirror_orientation_is_undone():
+    """Orientation 2 (mirrored, as some front cameras store) is not upright: it must be flipped."""
+    gray = np.full((40, 40), 255, np.uint8)
+    gray[8:32, 10:14] = gray[8:12, 10:30] = 0  # a 'Γ', not mirror-symmetric
+    upright = Image.fromarray(gray)
+    exif = Image.Exif()
+    exif[0x0112] = 2
+    tagged = encoded(upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "PNG", exif=exif.tobytes())
+    assert tagged.getexif().get(0x0112) == 2
+    np.testing.assert_array_equal(preprocess(tagged), preprocess(upright))
+
+
+def test_wide_images_that_are_empty_or_all_negative_are_black():
+    """No positive level: nothing to scale by, the image is black (and an empty one empty)."""
+    shape = (MAX_WORK_SIDE, MAX_WORK_SIDE)
+    negative = Image.fromarray(np.full((3, 4), -5.0, np.float32), "F")
+    np.testing.assert_array_equal(preprocess_module._wide_gray(negative, shape), np.zeros((3, 4), np.float32))
+    assert preprocess_module._wide_gray(Image.new("I;16", (0, 0)), shape).shape == (0, 0)
+
+
+def test_stroke_width_on_exact_shapes():
+    """2 * area / boundary, boundary the total variation: an h x w solid bar has boundary
+    2h + 2w - 2 + sqrt(2) (one corner's step is diagonal); a faint dot measures like a full
+    one, nothing measures 0, and an integer mask gives the same as floats."""
+    bar = np.zeros((14, 8), np.uint8)
+    bar[2:12, 2:6] = 1  # 10 x 4
+    expected = 2 * 40 / (2 * 10 + 2 * 4 - 2 + np.sqrt(2))
+    assert stroke_width(bar) == pytest.approx(expected, rel=1e-6)
+    assert stroke_width(bar.astype(np.float32)) == pytest.approx(expected, rel=1e-6)
+    dot = 2 / (2 + np.sqrt(2))
+    assert stroke_width(np.ones((1, 1), np.float32)) == pytest.approx(dot, rel=1e-6)
+    assert stroke_width(np.full((1, 1), 0.2, np.float32)) == pytest.approx(dot, rel=1e-6)
+    assert stroke_width(np.zeros((5, 5), np.float32)) == 0.0
+
+
+def test_blank_errors_carry_the_message_from_every_check():
+    """Whichever check finds the image blank (contrast, too few pixels), the user sees the same
+    message."""
+    with pytest.raises(BlankImageError, match="holds no ink"):
+        clean_ink(np.zeros((10, 10), np.float32))
+    few = np.zeros((9, 9), np.float32)
+    few[3:5, 3:5] = 1.0
+    few[4, 4] = 0.0
+    with pytest.raises(BlankImageError, match="holds no ink"):
+        clean_ink(few)
