@@ -86,7 +86,7 @@ $(PEN_STYLES): $(PEN_SOURCES) tools/handstyles.py
 	$(PY) -m tools.pen_dataset --out $@ --renders 0 --styled 2 --char-renders 0 --shapes 0 --mnist-restroke 0
 
 $(PEN_CALIBRATE): $(PEN_SOURCES)
-	$(PY) -m tools.pen_dataset --out $@ --institutions tos,imp --judged --renders 8 \
+	$(PY) -m tools.pen_dataset --out $@ --institutions tos,imp --judged --renders 24 \
 		--max-chars 2000 --shapes 700 --mnist-restroke 0
 
 eval-pen: venv

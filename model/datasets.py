@@ -164,3 +164,15 @@ def load_extra(path):
         if key in info:
             meta[key] = info[key]
     return images, labels.astype(np.uint8), meta
+
+
+def load_calibration(path):
+    """(images, labels, variants or None, short meta): a calibration set is an
+    extra-images file whose `variants` array, when present, names the canvas
+    variant of each image, so every variant can be held to the refusal rate."""
+    images, labels, meta = load_extra(path)
+    with np.load(path, allow_pickle=False) as data:
+        variants = data["variants"] if "variants" in data.files else None
+    if variants is not None and variants.shape != labels.shape:
+        raise MnistError(f"{path}: 'variants' must name one variant per image")
+    return images, labels, variants, meta

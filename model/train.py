@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import archspec, modelfile, rejection
 from .augment import AugmentConfig, Augmenter
 from .averaging import WeightAverage, snapshot_every
-from .datasets import load_extra, load_mnist
+from .datasets import load_calibration, load_extra, load_mnist
 from .kaggle_csv import read_kaggle_csv
 from .losses import LOSSES, softmax_cross_entropy
 from .metrics import confusion_matrix, format_confusion, format_per_class
@@ -160,7 +160,7 @@ def build_parser():
     p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="share of each target spread over the other classes")
-    p.add_argument("--average-epochs", type=int, default=0,
+    p.add_argument("--average-epochs", type=int, default=3,
                    help="after the schedule, this many epochs at --average-lr whose weights are averaged (SWA)")
     p.add_argument("--average-lr", type=float, default=2e-4, help="the constant learning rate while averaging")
     p.add_argument("--init", metavar="NPZ",
@@ -182,7 +182,7 @@ def build_parser():
                    help="held-out digits and non-digits that set the not-a-digit threshold "
                         "(make train: runs/pen_calibrate.npz)")
     p.add_argument("--digit-flag-rate", type=float, default=rejection.DIGIT_FLAG_RATE,
-                   help="share of the calibration digits allowed to be called 'not a digit'")
+                   help="share of the calibration digits allowed to be called 'not a digit', in each canvas variant")
     p.add_argument("--out", default="runs/mnist_cnn.npz",
                    help="output .npz path, written atomically (`make promote` ships it)")
     p.add_argument("--name", help="model name stored in the file (default: mnist-ARCH, mnist-pen-ARCH with --extra)")
@@ -278,9 +278,9 @@ def main(argv=None):
             cm = confusion_matrix(test_y, predictions)
         not_digit = None
         if classes == 11 and args.calibrate:
-            cal_x, cal_y, cal_meta = load_extra(args.calibrate)
+            cal_x, cal_y, cal_variants, cal_meta = load_calibration(args.calibrate)
             not_digit = rejection.calibrate(rejection.not_digit_share(predict_logits(net, cal_x)), cal_y,
-                                            args.digit_flag_rate)
+                                            args.digit_flag_rate, groups=cal_variants)
             not_digit["calibration_set"] = {"file": args.calibrate.rsplit("/", 1)[-1], **cal_meta}
             print(f"not-a-digit threshold {not_digit['threshold']:.4f}: on the calibration writers "
                   f"{not_digit['digits_flagged']:.2%} of digits and "

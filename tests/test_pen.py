@@ -110,7 +110,9 @@ def test_training_renders_are_reproducible_whatever_the_process_count(tmp_path):
     args.jobs = 2
     two = pen_dataset.build(args)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
-    images, labels, sources, insts, meta = one
+    images, labels, sources, insts, meta, variants = one
+    assert len(variants) == len(images) and set(variants.tolist()) <= set(canvas.VARIANTS)
+    assert len(set(variants.tolist())) > 1, "every image drawn in one variant"
     assert images.shape[1:] == (28, 28) and images.dtype == np.uint8
     assert set(insts.tolist()) - {"-"} == {"lou", "cea"}
     assert np.sum(labels == 10) == 24  # 10 letters/symbols + 14 doodles, all "not a digit"
@@ -119,6 +121,8 @@ def test_training_renders_are_reproducible_whatever_the_process_count(tmp_path):
     # what the trainer reads back
     pen_dataset.save(str(tmp_path / "a.npz"), *one)
     x, y, info = load_extra(str(tmp_path / "a.npz"))
+    with np.load(tmp_path / "a.npz") as saved:
+        assert np.array_equal(saved["variants"], variants)
     assert np.array_equal(x, images) and np.array_equal(y, labels)
     assert info["per_label"]["10"] == 24 and info["institutions"] == ["cea", "lou"]
 
@@ -158,6 +162,23 @@ def test_calibration_refuses_the_chosen_share_of_digits():
     assert result["digits_flagged"] == pytest.approx(0.01, abs=0.002)
     assert result["non_digits_flagged"] > 0.9
     assert result["threshold"] == pytest.approx(np.quantile(digit_scores, 0.99), abs=1e-5)
+
+
+def test_calibration_by_variant_holds_the_worst_variant_to_the_rate():
+    """Small digits score higher than default ones: the mix's quantile would refuse
+    about twice the rate of them; per variant, no variant goes over it."""
+    rng = np.random.default_rng(1)
+    default, small = rng.beta(1, 40, 4000), rng.beta(1, 15, 4000)
+    scores = np.concatenate([default, small, rng.beta(5, 2, 500)])
+    labels = np.concatenate([rng.integers(0, 10, 8000), np.full(500, 10)])
+    groups = np.array(["default"] * 4000 + ["small"] * 4000 + ["default"] * 500)
+    mixed = rejection.calibrate(scores, labels, digit_flag_rate=0.01)
+    assert np.mean(small >= mixed["threshold"]) > 0.015, "the test data must show the problem"
+    result = rejection.calibrate(scores, labels, digit_flag_rate=0.01, groups=groups)
+    assert result["threshold"] == pytest.approx(np.quantile(small, 0.99), abs=1e-5)
+    assert result["digits_flagged_by_variant"]["small"] == pytest.approx(0.01, abs=0.001)
+    assert result["digits_flagged_by_variant"]["default"] < 0.005
+    assert result["digits_flagged"] == pytest.approx(np.mean(np.concatenate([default, small]) >= result["threshold"]))
 
 
 def test_calibration_threshold_stays_in_bounds():

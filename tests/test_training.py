@@ -58,7 +58,8 @@ def test_same_seed_same_weights_different_seed_different_weights():
 def test_cli_writes_a_model_the_inference_module_loads(tmp_path, capsys):
     require = mnist()  # noqa: F841 - skips or fails clearly without MNIST
     out = tmp_path / "mlp.npz"
-    meta = trainer.main(["--arch", "mlp", "--epochs", "2", "--limit", "2000", "--val-split", "500", "--no-augment",
+    meta = trainer.main(["--arch", "mlp", "--epochs", "2", "--average-epochs", "0", "--limit", "2000",
+                         "--val-split", "500", "--no-augment",
                          "--data", require["source"], "--out", str(out), "--seed", "3"])
     printed = capsys.readouterr().out
     assert "test accuracy:" in printed and "true\\pred" in printed
@@ -93,8 +94,8 @@ def test_cli_trains_from_a_kaggle_csv(tmp_path):
     rows = [",".join(map(str, [label, *img.reshape(-1)])) for img, label in zip(images, labels)]
     csv.write_text(header + "\n" + "\n".join(rows) + "\n")
     out = tmp_path / "kaggle.npz"
-    meta = trainer.main(["--arch", "mlp", "--epochs", "1", "--val-split", "100", "--no-augment",
-                         "--kaggle-csv", str(csv), "--out", str(out)])
+    meta = trainer.main(["--arch", "mlp", "--epochs", "1", "--average-epochs", "0", "--val-split", "100",
+                         "--no-augment", "--kaggle-csv", str(csv), "--out", str(out)])
     assert meta["training"]["data"] == "kaggle-csv" and meta["training"]["train_images"] == 500
     assert meta["test_accuracy"] is None  # Kaggle's test.csv has no labels
     assert meta["history"][0]["val_accuracy"] > 0.5

@@ -57,11 +57,21 @@ def random_hand(rng):
     return rotation @ shear @ aspect
 
 
+def pick_variant(rng):
+    """The judged canvas variant a job is drawn in: the first draw of its own rng."""
+    return canvas.VARIANTS[int(rng.integers(len(canvas.VARIANTS)))]
+
+
+def job_variant(job):
+    """The variant `render(job)` draws in, known without drawing (calibration per variant)."""
+    return pick_variant(np.random.default_rng(job[2]))
+
+
 def render(job):
     """One job -> uint8 (28, 28) as the model sees it, or None when nothing is left."""
     kind, payload, seed = job
     rng = np.random.default_rng(seed)
-    variant = canvas.VARIANTS[int(rng.integers(len(canvas.VARIANTS)))]
+    variant = pick_variant(rng)
     if kind in ("pen", "styled"):
         if kind == "styled":  # (strokes, digit): a crossed 0, a flagged 1 (tools/handstyles.py)
             payload = handstyles.STYLES[payload[1]](payload[0], rng)
@@ -154,6 +164,7 @@ def build(args):
     labels = np.array([labels[i] for i in keep], dtype=np.uint8)
     sources = np.array([sources[i] for i in keep])
     insts = np.array([insts[i] for i in keep])
+    variants = np.array([job_variant(jobs[i]) for i in keep])
     meta = {
         "what": "pen-domain training images, MNIST-normalised by app.preprocess",
         "seed": args.seed, "renders": args.renders, "styled": args.styled, "char_renders": args.char_renders,
@@ -164,15 +175,18 @@ def build(args):
         "seconds": round(time.perf_counter() - started, 1),
         "images_sha256": hashlib.sha256(stacked.tobytes()).hexdigest(),
     }
-    return stacked, labels, sources, insts, meta
+    return stacked, labels, sources, insts, meta, variants
 
 
-def save(path, images, labels, sources, insts, meta):
-    """An .npz of plain arrays (no objects, so it loads with allow_pickle=False)."""
+def save(path, images, labels, sources, insts, meta, variants=None):
+    """An .npz of plain arrays (no objects, so it loads with allow_pickle=False);
+    `variants` names the canvas variant of every image (the calibration sets
+    use it to hold each variant, not just their mix, to the refusal rate)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, images=images, labels=labels, sources=sources.astype("U"),
-                        institutions=insts.astype("U"), meta=np.array(json.dumps(meta, sort_keys=True)))
+                        institutions=insts.astype("U"), meta=np.array(json.dumps(meta, sort_keys=True)),
+                        **({} if variants is None else {"variants": np.asarray(variants).astype("U")}))
     os.replace(tmp, path)
 
 
@@ -207,8 +221,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    images, labels, sources, insts, meta = build(args)
-    save(args.out, images, labels, sources, insts, meta)
+    images, labels, sources, insts, meta, variants = build(args)
+    save(args.out, images, labels, sources, insts, meta, variants)
     print(f"wrote {args.out}: {len(images)} images in {meta['seconds']} s; per label {meta['counts']}; "
           f"institutions {','.join(meta['institutions'])}")
     return 0

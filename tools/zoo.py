@@ -42,7 +42,8 @@ class Recipe:
 
     def argv(self, data_dir, out):
         return (["--arch", self.arch, *self.flags.split(), "--val-split", "0", "--no-augment",
-                 "--weight-decay", "0", "--seed", "1", "--name", self.name, "--data", data_dir, "--out", out])
+                 "--weight-decay", "0", "--average-epochs", "0", "--seed", "1", "--name", self.name,
+                 "--data", data_dir, "--out", out])
 
 
 CLASSIC_SGD = "--optimizer sgd --momentum 0 --schedule constant"

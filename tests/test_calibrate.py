@@ -1,0 +1,57 @@
+"""python -m model.calibrate: a new not-a-digit threshold on the same weights."""
+import numpy as np
+import pytest
+
+from model import calibrate, modelfile, rejection
+from model.inference import Model, load_model
+from model.network import MLP, Network
+from model.train import NORMALIZATION, with_classes
+from tools import pen_dataset
+
+
+def write_model(path, classes=11, threshold=0.5):
+    architecture = with_classes(MLP, classes)
+    meta = {"name": "t", "architecture": architecture, "input": NORMALIZATION}
+    if classes == 11:
+        meta["not_digit"] = {"class": 10, "threshold": threshold}
+    modelfile.save(path, meta, Network(architecture, seed=4).state_dict())
+    return path
+
+
+def write_calibration(path, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = np.concatenate([rng.integers(0, 10, n - 100), np.full(100, 10)]).astype(np.uint8)
+    variants = np.array(["default", "small"] * (n // 2))
+    pen_dataset.save(str(path), images, labels, np.array(["x"] * n), np.array(["tos"] * n), {"seed": seed},
+                     variants)
+    return images, labels, variants
+
+
+def test_recalibration_moves_only_the_threshold(tmp_path, capsys):
+    source = write_model(tmp_path / "m.npz", threshold=0.5)
+    images, labels, variants = write_calibration(tmp_path / "cal.npz")
+    out = tmp_path / "out.npz"
+    result = calibrate.main([str(source), "--calibrate", str(tmp_path / "cal.npz"), "--out", str(out),
+                             "--digit-flag-rate", "0.05"])
+    before, after = modelfile.load(source), modelfile.load(out)
+    assert after[0]["weights_sha256"] == before[0]["weights_sha256"]
+    for name, value in before[1].items():
+        np.testing.assert_array_equal(after[1][name], value)
+    scores = rejection.not_digit_share(Model(*before).logits(images))
+    expected = rejection.calibrate(scores, labels, 0.05, groups=variants)
+    assert result["threshold"] == expected["threshold"] == after[0]["not_digit"]["threshold"]
+    assert set(result["digits_flagged_by_variant"]) == {"default", "small"}
+    assert max(result["digits_flagged_by_variant"].values()) <= 0.05 + 1e-9
+    model = load_model(out)
+    digit_scores = model.predict(images[labels < 10]).not_digit
+    assert np.mean(digit_scores >= result["threshold"]) == pytest.approx(result["digits_flagged"])
+    assert "threshold 0.5 ->" in capsys.readouterr().out
+
+
+def test_a_model_without_the_eleventh_output_is_refused(tmp_path):
+    source = write_model(tmp_path / "m10.npz", classes=10)
+    write_calibration(tmp_path / "cal.npz")
+    with pytest.raises(SystemExit, match="no 'not a digit' output"):
+        calibrate.recalibrate(str(source), str(tmp_path / "cal.npz"), str(tmp_path / "out.npz"))
+    assert not (tmp_path / "out.npz").exists()
