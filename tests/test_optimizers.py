@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model.network import Network
-from model.optimizers import SGD, Adam, make_optimizer, warmup_cosine
+from model.optimizers import SGD, Adam, constant, make_optimizer, warmup_cosine
 
 LR, WD = 0.1, 0.05
 B1, B2, EPS = 0.9, 0.999, 1e-8
@@ -97,6 +97,18 @@ def test_make_optimizer_passes_rate_and_decay_on():
         assert (optimizer.lr, optimizer.weight_decay) == (0.25, 0.125)
     with pytest.raises(ValueError, match="adam or sgd"):
         make_optimizer("rmsprop", params, 0.1, 0.0)
+
+
+def test_make_optimizer_passes_sgd_momentum_on_and_defaults_to_0_9():
+    """The zoo's classic runs ask for momentum 0 (plain SGD, as the tutorials); the CNN's SGD uses 0.9."""
+    params = [(np.ones(2, np.float32), np.zeros(2, np.float32), True)]
+    assert make_optimizer("sgd", params, 0.1, 0.0, momentum=0.0).momentum == 0.0
+    assert make_optimizer("sgd", params, 0.1, 0.0).momentum == 0.9
+
+
+def test_constant_schedule_ignores_warmup_and_progress():
+    assert [constant(step, 100, 0.5) for step in (0, 1, 99)] == [0.5, 0.5, 0.5]
+    assert constant(0, 100, 0.5, warmup_steps=10) == 0.5
 
 
 def test_warmup_cosine_schedule_points():
