@@ -168,11 +168,18 @@
   }
 
   function showIdle() {
+    clearAnswer();
+    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: null }));
+  }
+
+  // The answer goes, the input stays: after a failed request compare.js keeps
+  // the drawing (its other models still answer it) and shows the error on the
+  // default model's card; feedback.js hides its row (idle).
+  function clearAnswer() {
     delete els.result.dataset.isDigit;
     els.result.classList.remove("not-a-digit");
     els.notDigit.hidden = true;
     document.dispatchEvent(new CustomEvent("digitdraw:idle"));
-    document.dispatchEvent(new CustomEvent("digitdraw:input", { detail: null }));
     els.digit.textContent = "";
     els.confidence.textContent = "";
     els.verdict.textContent = idleVerdict;
@@ -187,7 +194,8 @@
   }
 
   function failed(message) {
-    showError(message);
+    clearAnswer();
+    setStatus(message, true);
     document.dispatchEvent(new CustomEvent("digitdraw:failed", { detail: { message: message } }));
   }
 

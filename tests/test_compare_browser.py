@@ -4,6 +4,7 @@ every loaded model answers the same drawing, side by side, on a desktop and a ph
 The app serves the shipped CNN beside a model that always answers 3, so the
 cards must show two different answers and flag the disagreement.
 """
+import json
 import re
 import threading
 from urllib.parse import parse_qs, urlsplit
@@ -216,6 +217,26 @@ def test_compare_on_a_phone_fits_the_screen_and_works_by_touch(browser, live_app
     page.screenshot(path=str(ARTIFACTS / "compare-phone.png"), full_page=True)
     page.context.close()
     assert problems == []
+
+
+def test_when_the_page_answer_fails_its_card_says_why_and_the_others_still_answer(
+        browser, live_app, digit_strokes):  # noqa: F811
+    """The default model's card shows the page's own error; the other models were asked
+    the same drawing and their answers stay (they used to be aborted and blanked)."""
+    from playwright.sync_api import expect
+    message = "The model is still loading; try again in a moment."
+    page, problems = open_page(browser, live_app, viewport={"width": 1100, "height": 800})
+    page.get_by_role("switch", name="Compare models").check()
+    page.route(re.compile(r"/predict$"), lambda route: route.fulfill(
+        status=503, content_type="application/json", body=json.dumps({"error": message})))
+    draw_on_pad(page, digit_strokes[7])
+    expect(page.locator("#status")).to_have_text(message, timeout=ANSWER_TIMEOUT_MS)
+    expect(card(page, "cnn")).to_have_class(re.compile(r"\bfailed\b"))
+    expect(card(page, "cnn").locator(".compare-confidence")).to_have_text(message)
+    expect(card(page, "always3").locator(".compare-digit")).to_have_text("3", timeout=ANSWER_TIMEOUT_MS)
+    expect(card(page, "always3")).not_to_have_class(re.compile(r"\bfailed\b"))
+    page.context.close()
+    assert [p for p in problems if "status of 503" not in p] == []
 
 
 def test_with_one_model_there_is_nothing_to_compare(browser):  # noqa: F811
