@@ -3,6 +3,8 @@
 (function () {
   "use strict";
 
+  const percent = window.digitdraw.percent;  // static/ask.js
+
   const canvas = document.getElementById("pad");
 
   const els = {
@@ -113,13 +115,6 @@
   }
 
   // ---------------------------------------------------------------- showing answers
-
-  function percent(p) {
-    // Never claim certainty the numbers do not show: 0.99996 is ">99.9%", not "100%".
-    if (p >= 0.9995) return ">99.9%";
-    if (p < 0.0005) return "<0.1%";
-    return (p * 100).toFixed(1) + "%";
-  }
 
   function withArticle(digit) {
     return (digit === 8 ? "an " : "a ") + digit;   // "an 8", "a 7"

@@ -13,11 +13,20 @@
 //   asker.generation()             // bumps with every forget(): compare to spot stale work
 //
 // digitdraw.statusLine(element) gives setStatus(message, isError) for a mode's
-// status line, so both modes show progress and errors the same way.
+// status line, so both modes show progress and errors the same way;
+// digitdraw.percent(p) writes every answer's confidence (digit, number and
+// compare cards alike).
 (function () {
   "use strict";
 
   const digitdraw = window.digitdraw = window.digitdraw || {};
+
+  // Never claim certainty the numbers do not show: 0.99996 is ">99.9%", not "100%".
+  digitdraw.percent = function (p) {
+    if (p >= 0.9995) return ">99.9%";
+    if (p < 0.0005) return "<0.1%";
+    return (p * 100).toFixed(1) + "%";
+  };
 
   digitdraw.statusLine = function (element) {
     return function setStatus(message, isError) {

@@ -7,6 +7,8 @@
 (function () {
   "use strict";
 
+  const percent = window.digitdraw.percent;  // static/ask.js
+
   const section = document.getElementById("compare");
   const toggle = document.getElementById("compare-toggle");
   const list = document.getElementById("compare-results");
@@ -17,12 +19,6 @@
   let lastAnswer = null;    // the page's own answer to it: {data} or {error}
   let generation = 0;       // bumps when earlier answers become stale
   let controllers = [];
-
-  function percent(p) {
-    if (p >= 0.9995) return ">99.9%";
-    if (p < 0.0005) return "<0.1%";
-    return (p * 100).toFixed(1) + "%";
-  }
 
   function el(tag, className, text) {
     const node = document.createElement(tag);

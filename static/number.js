@@ -7,6 +7,8 @@
 (function () {
   "use strict";
 
+  const percent = window.digitdraw.percent;  // static/ask.js
+
   const UNSURE_BELOW = 0.6;            // same threshold the API uses for "unsure"
   const PHONE_WIDTH = 600;             // below this viewport width the pad is 2:1, not 3:1
 
@@ -118,12 +120,6 @@
   }
 
   // ---------------------------------------------------------------- showing answers
-
-  function percent(p) {
-    if (p >= 0.9995) return ">99.9%";
-    if (p < 0.0005) return "<0.1%";
-    return (p * 100).toFixed(1) + "%";
-  }
 
   function isUnsure(d) {
     return d.confidence < UNSURE_BELOW || d.is_digit === false;

@@ -101,13 +101,13 @@ def test_scripts_need_no_eval(page, client):
 
 
 def test_shared_scripts_load_first_and_deferred(page):
-    """pad.js and ask.js define window.digitdraw.pad/ask, which app.js and
-    number.js call as they start: deferred scripts run in document order."""
+    """pad.js and ask.js define window.digitdraw.pad/ask/percent, which app.js,
+    number.js and compare.js call as they start: deferred scripts run in document order."""
     tags = page.find("script")
     names = [tag["src"].rsplit("/", 1)[-1] for tag in tags]
     assert all("defer" in tag for tag in tags), names
     for shared in ("pad.js", "ask.js"):
-        for user in ("app.js", "number.js"):
+        for user in ("app.js", "number.js", "compare.js"):
             assert names.index(shared) < names.index(user), names
 
 
