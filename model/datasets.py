@@ -175,4 +175,7 @@ def load_calibration(path):
         variants = data["variants"] if "variants" in data.files else None
     if variants is not None and variants.shape != labels.shape:
         raise MnistError(f"{path}: 'variants' must name one variant per image")
+    if variants is None:
+        print(f"warning: {path} names no canvas variants (an older file): the threshold is set on "
+              "the mix of variants; `rm` it and run `make pen-data` for one that holds each variant", flush=True)
     return images, labels, variants, meta

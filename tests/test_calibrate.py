@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from model import calibrate, modelfile, rejection
+from model.datasets import MnistError, load_calibration
 from model.inference import Model, load_model
 from model.network import MLP, Network
 from model.train import NORMALIZATION, with_classes
@@ -55,3 +56,16 @@ def test_a_model_without_the_eleventh_output_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="no 'not a digit' output"):
         calibrate.recalibrate(str(source), str(tmp_path / "cal.npz"), str(tmp_path / "out.npz"))
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_an_older_calibration_file_without_variants_is_used_on_the_mix_and_said(tmp_path, capsys):
+    images = np.zeros((4, 28, 28), np.uint8)
+    labels = np.array([1, 2, 10, 10], np.uint8)
+    pen_dataset.save(str(tmp_path / "old.npz"), images, labels, np.array(["x"] * 4), np.array(["tos"] * 4), {})
+    _, _, variants, _ = load_calibration(str(tmp_path / "old.npz"))
+    assert variants is None
+    assert "names no canvas variants" in capsys.readouterr().out
+    pen_dataset.save(str(tmp_path / "bad.npz"), images, labels, np.array(["x"] * 4), np.array(["tos"] * 4), {},
+                     np.array(["default", "small"]))
+    with pytest.raises(MnistError, match="one variant per image"):
+        load_calibration(str(tmp_path / "bad.npz"))
