@@ -16,15 +16,22 @@ from .datasets import load_calibration
 from .inference import Model
 
 
+def not_digit_meta(logits_of, calibration_path, digit_flag_rate=rejection.DIGIT_FLAG_RATE):
+    """The model file's `not_digit` meta for a network whose logits `logits_of(images)`
+    gives: shared by the trainer (at the end of a run) and by `recalibrate`."""
+    images, labels, variants, cal_meta = load_calibration(calibration_path)
+    scores = rejection.not_digit_share(logits_of(images))
+    not_digit = rejection.calibrate(scores, labels, digit_flag_rate, groups=variants)
+    not_digit["calibration_set"] = {"file": calibration_path.rsplit("/", 1)[-1], **cal_meta}
+    return not_digit
+
+
 def recalibrate(model_path, calibration_path, out_path, digit_flag_rate=rejection.DIGIT_FLAG_RATE):
     """Writes the model with a threshold from `calibration_path`; returns the new `not_digit` meta."""
     meta, params = modelfile.load(model_path)
     if "not_digit" not in meta:
         raise SystemExit(f"{model_path}: this model has no 'not a digit' output to calibrate")
-    images, labels, variants, cal_meta = load_calibration(calibration_path)
-    scores = rejection.not_digit_share(Model(meta, params).logits(images))
-    not_digit = rejection.calibrate(scores, labels, digit_flag_rate, groups=variants)
-    not_digit["calibration_set"] = {"file": calibration_path.rsplit("/", 1)[-1], **cal_meta}
+    not_digit = not_digit_meta(Model(meta, params).logits, calibration_path, digit_flag_rate)
     not_digit["command"] = "python -m model.calibrate " + " ".join(sys.argv[1:])
     modelfile.save(out_path, {**meta, "not_digit": not_digit}, params)
     return not_digit

@@ -50,16 +50,13 @@ def calibrate(scores, labels, digit_flag_rate=DIGIT_FLAG_RATE, groups=None):
     if len(digits) == 0:
         raise ValueError("calibration needs real digits to measure how many would be refused")
     quantile = 1.0 - digit_flag_rate
-    per_group = {}
-    if groups is None:
-        cut = np.quantile(digits, quantile)
-    else:
-        groups = np.asarray(groups)[is_digit]
-        names = sorted(set(groups.tolist()))
-        cut = max(np.quantile(digits[groups == name], quantile) for name in names)
-    threshold = float(np.clip(cut, *THRESHOLD_BOUNDS))
+    by_group = {}
     if groups is not None:
-        per_group = {name: float(np.mean(digits[groups == name] >= threshold)) for name in names}
+        groups = np.asarray(groups)[is_digit]
+        by_group = {name: digits[groups == name] for name in sorted(set(groups.tolist()))}
+    cut = max((np.quantile(d, quantile) for d in by_group.values()), default=np.quantile(digits, quantile))
+    threshold = float(np.clip(cut, *THRESHOLD_BOUNDS))
+    per_group = {name: float(np.mean(d >= threshold)) for name, d in by_group.items()}
     return {
         "class": NOT_A_DIGIT,
         "threshold": round(threshold, 6),

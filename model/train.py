@@ -15,7 +15,8 @@ from tqdm import tqdm
 from . import archspec, modelfile, rejection
 from .augment import AugmentConfig, Augmenter
 from .averaging import WeightAverage, snapshot_every
-from .datasets import load_calibration, load_extra, load_mnist
+from .calibrate import not_digit_meta
+from .datasets import load_extra, load_mnist
 from .kaggle_csv import read_kaggle_csv
 from .losses import LOSSES, softmax_cross_entropy
 from .metrics import confusion_matrix, format_confusion, format_per_class
@@ -278,10 +279,8 @@ def main(argv=None):
             cm = confusion_matrix(test_y, predictions)
         not_digit = None
         if classes == 11 and args.calibrate:
-            cal_x, cal_y, cal_variants, cal_meta = load_calibration(args.calibrate)
-            not_digit = rejection.calibrate(rejection.not_digit_share(predict_logits(net, cal_x)), cal_y,
-                                            args.digit_flag_rate, groups=cal_variants)
-            not_digit["calibration_set"] = {"file": args.calibrate.rsplit("/", 1)[-1], **cal_meta}
+            not_digit = not_digit_meta(lambda images: predict_logits(net, images), args.calibrate,
+                                       args.digit_flag_rate)
             print(f"not-a-digit threshold {not_digit['threshold']:.4f}: on the calibration writers "
                   f"{not_digit['digits_flagged']:.2%} of digits and "
                   f"{(not_digit['non_digits_flagged'] or 0):.2%} of non-digits flagged")

@@ -1,12 +1,15 @@
-"""python -m model.calibrate: a new not-a-digit threshold on the same weights."""
+"""The not-a-digit threshold: set by the trainer at the end of a run, and again on the
+same weights by python -m model.calibrate."""
 import numpy as np
 import pytest
 
 from model import calibrate, modelfile, rejection
+from model import train as trainer
 from model.datasets import MnistError, load_calibration
 from model.inference import Model, load_model
 from model.network import MLP, Network
 from model.train import NORMALIZATION, with_classes
+from tests.mnist_data import mnist
 from tools import pen_dataset
 
 
@@ -69,3 +72,21 @@ def test_an_older_calibration_file_without_variants_is_used_on_the_mix_and_said(
                      np.array(["default", "small"]))
     with pytest.raises(MnistError, match="one variant per image"):
         load_calibration(str(tmp_path / "bad.npz"))
+
+
+@pytest.mark.mnist
+def test_the_trainer_sets_the_threshold_per_variant_as_recalibration_would(tmp_path):
+    """A run with an eleventh class and a calibration set stores the same threshold that
+    model.calibrate computes on the weights it wrote: one mechanism, two entry points."""
+    data = mnist()
+    write_calibration(tmp_path / "cal.npz", n=300)
+    out = tmp_path / "m.npz"
+    meta = trainer.main(["--arch", "mlp", "--epochs", "1", "--average-epochs", "1", "--limit", "1000",
+                         "--no-augment", "--data", data["source"], "--extra", str(tmp_path / "cal.npz"),
+                         "--calibrate", str(tmp_path / "cal.npz"), "--out", str(out)])
+    stored = meta["not_digit"]
+    assert set(stored["digits_flagged_by_variant"]) == {"default", "small"}
+    assert stored["calibration_set"]["file"] == "cal.npz"
+    again = calibrate.not_digit_meta(load_model(out).logits, str(tmp_path / "cal.npz"))
+    assert again["threshold"] == pytest.approx(stored["threshold"], abs=1e-5)
+    assert load_model(out).meta["not_digit"]["threshold"] == stored["threshold"]
