@@ -142,7 +142,7 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser():
-    """Defaults are the shipped model's recipe (`make train`), shown by --help."""
+    """Defaults are the first stage of the shipped recipe (`make train` adds a second), shown by --help."""
     p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0],
                                 formatter_class=_ShowDefaults)
     p.add_argument("--arch", type=arch_argument, default="cnn",
@@ -176,6 +176,9 @@ def build_parser():
     p.add_argument("--cache-dir", help="where downloads are cached (default ~/.cache/digitdraw/mnist)")
     p.add_argument("--kaggle-csv", help="train on a Kaggle 'Digit Recognizer' train.csv instead of MNIST")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images (0: all)")
+    p.add_argument("--mnist-repeat", type=int, default=1, metavar="N",
+                   help="each MNIST training image appears N times an epoch (with its own augmentation "
+                        "each time): weighs MNIST against the --extra images")
     p.add_argument("--extra", action="append", default=[], metavar="NPZ",
                    help="more training images (tools.pen_dataset output; label 10 = not a digit); repeatable. "
                         "The shipped recipe (make train) adds runs/pen_train.npz and runs/pen_styles.npz")
@@ -238,11 +241,17 @@ def main(argv=None):
     if args.limit:
         train_x, train_y = train_x[:args.limit], train_y[:args.limit]
     train_x, train_y, val_x, val_y = split_validation(train_x, train_y, args.val_split, rng)
+    if args.mnist_repeat < 1:
+        sys.exit("--mnist-repeat must be 1 or more")
+    mnist_x, mnist_y = train_x, train_y
     extra_meta = []
     for path in args.extra:
         images, labels, meta = load_extra(path)
         train_x, train_y = np.concatenate([train_x, images]), np.concatenate([train_y, labels])
         extra_meta.append({"file": path.rsplit("/", 1)[-1], **meta})
+    # The copies go after the extras: an epoch is shuffled, so only the count matters.
+    train_x = np.concatenate([train_x] + [mnist_x] * (args.mnist_repeat - 1))
+    train_y = np.concatenate([train_y] + [mnist_y] * (args.mnist_repeat - 1))
     classes = 11 if np.any(train_y == rejection.NOT_A_DIGIT) else 10
     print(f"training {args.arch} on {len(train_x)} images"
           f"{f', validating on {len(val_x)}' if val_x is not None else ''}, {args.epochs} epochs", flush=True)
@@ -296,7 +305,7 @@ def main(argv=None):
         "training": {
             "data": "kaggle-csv" if args.kaggle_csv else "mnist",
             "data_sha256": checksums, "extra_data": extra_meta, "classes": classes,
-            "train_images": int(len(train_x)),
+            "train_images": int(len(train_x)), "mnist_repeat": args.mnist_repeat,
             "val_images": int(len(val_x)) if val_x is not None else 0,
             "epochs": args.epochs, "best_epoch": best_epoch, "batch_size": args.batch_size,
             "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,

@@ -13,12 +13,10 @@ from model.train import with_classes
 from tests.mnist_data import mnist
 from tools.pendata import CALIBRATION, HOLDOUT
 
-# The floor, fixed here and not read from the file. The product's budget is
-# 99.5% of the 10,000 MNIST test digits; the shipped model (trained with the
-# hooked 9s and long-flag 1s of continental writers) is at 99.46%, four digits
-# short, and reads new writers' pen digits far better than the 99.53% model
-# before it (docs/pen.md). The test guards against anything worse than that.
-PRODUCT_FLOOR = 0.994
+# The product's budget, fixed here and not read from the file: 99.5% of the
+# 10,000 MNIST test digits. The pen images cost MNIST accuracy; the last stage
+# of `make train`, which draws every MNIST image twice, buys it back (docs/pen.md).
+PRODUCT_FLOOR = 0.995
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,8 @@ def test_shipped_model_meta_describes_how_it_was_made(shipped):
     assert meta["training"]["data_sha256"] == MNIST_SHA256  # trained on the official MNIST files
     extra = meta["training"]["extra_data"]
     pen_images = sum(e["images"] for e in extra)
-    assert meta["training"]["train_images"] == 60000 + pen_images  # all of MNIST plus the pen renders
+    # all of MNIST (drawn mnist_repeat times an epoch) plus the pen renders
+    assert meta["training"]["train_images"] == 60000 * meta["training"]["mnist_repeat"] + pen_images
     trained_on = {inst for e in extra for inst in e.get("institutions", [])}
     assert trained_on and not trained_on & set(HOLDOUT + CALIBRATION)  # held-out writers never seen
     calibration = meta["not_digit"]

@@ -49,35 +49,47 @@ def test_phony_declares_every_target():
     assert phony == set(makefile_targets())
 
 
-def recipe_flags(target):
-    """--flag value pairs of a target's recipe, as `make -n` would run it."""
+def trainer_stages(target):
+    """--flag value pairs of each `python -m model.train` line of a target, as `make -n` would run them."""
     lines = make("-n", target).stdout.replace("\\\n", " ").splitlines()
-    # `make train` may first draw the pen data (tools.pen_dataset): read the trainer's line
-    words = shlex.split(next((line for line in lines if "model.train" in line), " ".join(lines)))
-    flags, key = {}, None
-    for word in words:
-        if word.startswith("--"):
-            key = word[2:].replace("-", "_")
-            flags[key] = True
-        elif key:
-            flags[key], key = word, None
-    return flags
+    # `make train` may first draw the pen data (tools.pen_dataset): read only the trainer's lines
+    stages = []
+    for line in (line for line in lines if "model.train" in line):
+        flags, key = {}, None
+        for word in shlex.split(line):
+            if word.startswith("--"):
+                key = word[2:].replace("-", "_")
+                flags[key] = True
+            elif key:
+                flags[key], key = word, None
+        stages.append(flags)
+    return stages
 
 
 def test_make_train_writes_a_new_file_not_the_shipped_model():
-    flags = recipe_flags("train")
-    assert flags["out"] == "runs/mnist_cnn.npz"
+    first, last = trainer_stages("train")
+    assert last["out"] == "runs/mnist_cnn.npz"
+    assert last["init"] == first["out"] != last["out"]  # stage 2 starts from stage 1's weights
     assert "model/weights" not in make("-n", "train").stdout
     assert make("-n", "train", "TRAIN_OUT=elsewhere.npz").stdout.count("--out elsewhere.npz") == 1
 
 
 def test_trainer_defaults_are_the_make_train_recipe():
-    """`python -m model.train` with no options trains what `make train` trains."""
+    """`python -m model.train` with no options trains what `make train`'s first stage trains."""
     defaults = vars(trainer.parse_args([]))
-    for name, value in recipe_flags("train").items():
-        if name in ("data", "extra", "calibrate"):
+    first = trainer_stages("train")[0]
+    for name, value in first.items():
+        if name in ("data", "extra", "calibrate", "out"):
             continue  # where the files are, not the recipe
         assert str(defaults[name]) == value or float(defaults[name]) == float(value), name
+
+
+def test_make_train_second_stage_only_weighs_mnist_and_averages():
+    """Stage 2 changes what it must (start, schedule, MNIST's weight) and trains on stage 1's data."""
+    first, last = trainer_stages("train")
+    assert last["epochs"] == "0" and int(last["average_epochs"]) > 0 and int(last["mnist_repeat"]) > 1
+    for name in ("arch", "batch_size", "seed", "data", "calibrate", "average_lr"):
+        assert last[name] == first[name], name
 
 
 def test_trainer_help_explains_every_option_and_shows_defaults():

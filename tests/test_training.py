@@ -100,3 +100,16 @@ def test_cli_trains_from_a_kaggle_csv(tmp_path):
     assert meta["test_accuracy"] is None  # Kaggle's test.csv has no labels
     assert meta["history"][0]["val_accuracy"] > 0.5
     assert load_model(out).predict_proba(images[:3]).shape == (3, 10)
+
+
+def test_mnist_repeat_weighs_mnist_against_the_extra_images(tmp_path):
+    data = mnist()
+    extra = tmp_path / "extra.npz"
+    np.savez(extra, images=np.zeros((100, 28, 28), np.uint8), labels=np.full(100, 10, np.uint8))
+    common = ["--arch", "linear", "--epochs", "1", "--average-epochs", "0", "--limit", "200", "--no-augment",
+              "--data", data["source"], "--extra", str(extra)]
+    meta = trainer.main(common + ["--mnist-repeat", "3", "--out", str(tmp_path / "a.npz")])
+    # 3 x 200 MNIST images and the 100 extra ones once: the extras are not repeated.
+    assert meta["training"]["train_images"] == 700 and meta["training"]["mnist_repeat"] == 3
+    with pytest.raises(SystemExit):
+        trainer.main(common + ["--mnist-repeat", "0", "--out", str(tmp_path / "b.npz")])
