@@ -37,6 +37,10 @@ THREADS is.
 
 TLS or HTTP/2 cleartext settings would hand the loop bytes it cannot frame,
 so with either this worker falls back to plain gthread behaviour.
+
+Workers also keep about as many connections as each other (app/worker_balance.py
+says why and how): one holding more lets a lighter one accept first, and sheds
+a kept-alive connection now and then while it holds two or more above it.
 """
 import json
 import os
@@ -50,6 +54,7 @@ from functools import partial
 from gunicorn.workers.gthread import ThreadWorker
 
 from . import config as app_settings
+from . import worker_balance
 from .request_framing import Frame, RequestFrame
 
 # A whole request, first byte to last, within 20 s: the page's canvas PNG is
@@ -72,6 +77,10 @@ REAP_INTERVAL_S = 0.25
 RECV_BYTES = 64 * 1024
 # Served on their own thread (see the module doc): nothing they do is CPU-heavy.
 QUICK_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+
+# Created in the master when gunicorn loads this worker class, so every worker
+# forked from it shares the one table.
+LOAD_BOARD = worker_balance.LoadBoard()
 
 REASONS = {408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
            503: "Service Unavailable"}
@@ -138,11 +147,64 @@ class BufferingThreadWorker(ThreadWorker):
         self.stop_reads_at = None  # set once the worker stops: STOP_READ_GRACE_S later
         self.buffering = not self.cfg.is_ssl and self.cfg.http2_cleartext in (None, "off")
         self.quick_pool = None
+        # gunicorn builds a worker in the master, right before forking it: see LoadBoard.claim.
+        self.balance_slot = LOAD_BOARD.claim()
+        self.accept_resume_at = None  # accepting is held off until then (a lighter worker's turn)
+        self.accept_now_until = 0.0   # after waiting, the next connection is taken at once
+        self.recycles_postponed = 0
 
     def init_process(self):
         # In the worker, after the fork, like gthread's own pool.
         self.quick_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="quick")
+        self.publish_load()
         super().init_process()
+
+    # -- balance between workers (app/worker_balance.py) --------------------------
+
+    def publish_load(self):
+        if self.balance_slot is None:
+            return
+        accepting = self.alive and self.nr_conns < self.worker_connections
+        LOAD_BOARD.publish(self.balance_slot, self.nr_conns if accepting else worker_balance.NOT_ACCEPTING)
+
+    def lightest_other(self):
+        return None if self.balance_slot is None else LOAD_BOARD.lightest_other(self.balance_slot)
+
+    def accept(self, listener):
+        now = time.monotonic()
+        if now >= self.accept_now_until and worker_balance.should_defer_accept(self.nr_conns, self.lightest_other()):
+            self.accept_resume_at = now + worker_balance.ACCEPT_DEFER_S
+            self.set_accept_enabled(False)
+            return
+        super().accept(listener)
+
+    def set_accept_enabled(self, enabled):
+        if enabled and self.accept_resume_at is not None:
+            now = time.monotonic()
+            if now < self.accept_resume_at:
+                return  # gthread's loop asks every turn; the lighter worker's turn is not over
+            self.accept_resume_at = None
+            self.accept_now_until = now + worker_balance.ACCEPT_DEFER_S
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        self.publish_load()
+        if self.accept_resume_at is not None:
+            timeout = max(0.0, min(timeout, self.accept_resume_at - time.monotonic()))
+        super().wait_for_and_dispatch_events(timeout)
+
+    def handle_request(self, req, conn):
+        # In a thread: the answer says "Connection: close" (and gunicorn then closes),
+        # so the client's next connection goes to a lighter worker.
+        if self.alive and worker_balance.should_shed(self.nr_conns, self.lightest_other()):
+            req.must_close = True
+        # gunicorn recycles once nr reaches max_requests; not while another worker is restarting.
+        if (self.alive and self.balance_slot is not None and self.nr + 1 >= self.max_requests
+                and worker_balance.should_postpone_recycle(LOAD_BOARD.others_accepting(self.balance_slot),
+                                                           self.cfg.workers, self.recycles_postponed)):
+            self.max_requests += worker_balance.RECYCLE_POSTPONE
+            self.recycles_postponed += 1
+        return super().handle_request(req, conn)
 
     # -- the loop: every path to a thread passes through enqueue_req ----------
 
@@ -329,3 +391,5 @@ class BufferingThreadWorker(ThreadWorker):
                 self.drop(reading)
             if self.quick_pool is not None:
                 self.quick_pool.shutdown(wait=False)
+            if self.balance_slot is not None:
+                LOAD_BOARD.release(self.balance_slot)
