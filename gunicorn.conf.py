@@ -1,7 +1,7 @@
 """gunicorn settings for digitdraw: `gunicorn --config gunicorn.conf.py 'app:create_app()'`.
 
 Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (1),
-TIMEOUT (30 s), MAX_REQUESTS (2000), LOG_LEVEL (info); for slow and idle clients (see the block at
+TIMEOUT (30 s), MAX_REQUESTS (10000), LOG_LEVEL (info); for slow and idle clients (see the block at
 the end and docs/deployment.md) READ_TIMEOUT (20 s), KEEPALIVE (5 s),
 MAX_CONNECTIONS (1000 per worker), READ_BUFFER_BYTES (64 MiB per worker).
 """
@@ -68,8 +68,13 @@ graceful_timeout = 20
 # A recycled worker stops accepting until its replacement is forked; with a
 # jitter of 10% the two workers of the image, sharing the load evenly, were
 # recycled within a second of each other and nobody accepted for that time
-# (`make bench-attack`, docs/deployment.md). Half of max_requests spreads them.
-max_requests = _int_env("MAX_REQUESTS", default=2000)
+# (`make bench-attack`, docs/deployment.md). Half of max_requests spreads them,
+# and a worker due for recycling waits while another restarts
+# (app/worker_balance.py). Each recycle still leaves the others a queue twice
+# as long for a moment: every 2,000 requests that was a recycle every few
+# seconds at full load, and /predict p99 at 8 clients 31 ms where 10,000 gave
+# 27.5 (same run, docs/benchmarks.md).
+max_requests = _int_env("MAX_REQUESTS", default=10000)
 max_requests_jitter = max_requests // 2
 
 # Headers are small for this API; refuse silly ones early.
