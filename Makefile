@@ -120,7 +120,7 @@ fuzz-long: venv
 # One core module at a time, each against its own fast tests (tests/mutation_selection.py).
 MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference \
-	app.preprocess app.api app.payload app.imaging
+	app.preprocess app.api app.payload app.imaging app.worker_balance
 TESTS_model.optimizers := tests/test_optimizers.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -135,6 +135,7 @@ TESTS_app.preprocess   := tests/test_preprocess.py tests/test_lean_preprocess.py
 TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_refusals.py
 TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_refusals.py
 TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py
+TESTS_app.worker_balance := tests/test_worker_balance.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

@@ -88,6 +88,30 @@ def test_the_lightest_of_several_others_is_the_one_compared_with():
             child.join(30)
 
 
+def test_free_and_dead_slots_in_between_do_not_hide_the_workers_after_them():
+    board = LoadBoard(slots=6)
+    mine, freed, dead, live = (board.claim() for _ in range(4))
+    board.release(freed)  # a worker that exited cleanly
+    child, go_on = _other_worker(board, dead, 1)
+    go_on.set()
+    child.join(30)        # one killed without releasing
+    other, go_on = _other_worker(board, live, 2)
+    try:
+        board.publish(mine, 5)
+        assert board.lightest_other(mine) == 2 and board.others_accepting(mine) == 1
+    finally:
+        go_on.set()
+        other.join(30)
+
+
+def test_a_released_slot_is_free_again():
+    board = LoadBoard(slots=2)
+    first, second = board.claim(), board.claim()
+    assert board.claim() is None  # all in use (held by this process, the "master")
+    board.release(second)
+    assert board.others_accepting(first) == 0 and board.claim() == second
+
+
 @pytest.mark.parametrize("held,lightest,defer,shed", [
     (4, 4, False, False),  # even: nothing moves
     (5, 4, True, False),   # one more: the lighter takes new connections, none is moved (it would come back)
