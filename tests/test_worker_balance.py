@@ -187,12 +187,18 @@ def _even(server, clients, statuses):
     until its worker reads the end of it."""
     statuses.extend(client.get() for client in clients)
     held = _held_by_worker(server)
-    return sum(held) >= len(clients) and held[-1] - held[0] <= 1
+    return len(held) == 2 and sum(held) >= len(clients) and held[-1] - held[0] <= 1
+
+
+def _both_workers_up(server):
+    """The server answers as soon as one worker does; these tests need both."""
+    assert _until(lambda: len(server.workers()) == 2), server.workers()
 
 
 @pytest.mark.slow
 def test_eight_kept_alive_clients_are_split_evenly_between_two_workers(tmp_path):
     with gunicorn(tmp_path, WEB_CONCURRENCY="2") as server:
+        _both_workers_up(server)
         clients, statuses = [KeepAliveClient(server.port) for _ in range(8)], []
         assert _until(lambda: _even(server, clients, statuses)), _held_by_worker(server)
         assert set(statuses) == {200}
@@ -204,6 +210,7 @@ def test_connections_move_back_to_a_worker_that_missed_them(tmp_path):
     survivor takes them all): once it runs again, the busy one sends clients over
     with "Connection: close" until they are split evenly, and every request is answered."""
     with gunicorn(tmp_path, WEB_CONCURRENCY="2") as server:
+        _both_workers_up(server)
         stopped = server.workers()[0]
         os.kill(stopped, signal.SIGSTOP)
         try:
