@@ -21,6 +21,7 @@ behaves exactly as before.
 import mmap
 import os
 import struct
+import time
 
 # Slots for workers alive at once; past it a worker runs unbalanced (see claim).
 SLOTS = 64
@@ -33,8 +34,7 @@ ACCEPT_DEFER_S = 0.005
 # the lightest: with 1 an odd count would move back and forth forever.
 SHED_MARGIN = 2
 # A worker due to be recycled while fewer than all the others accept (one is
-# stopping, or gone and not yet replaced: the master takes up to a second to
-# fork the replacement) serves this many more requests first, at most
+# stopping, or gone and not yet replaced) serves this many more requests first, at most
 # MAX_POSTPONES times (then it goes anyway: the master may have been told to
 # run fewer workers). Measured: with the load balanced, both workers reached
 # MAX_REQUESTS within a second of each other, nobody accepted until a
@@ -45,29 +45,46 @@ MAX_POSTPONES = 20
 # Published by a worker that does not accept (stopping, or at MAX_CONNECTIONS):
 # the others must not wait for it or move connections to it.
 NOT_ACCEPTING = 2 ** 62
+# A worker's loop publishes at least once a second (gunicorn's select timeout);
+# an entry older than this belongs to a frozen worker (stopped, or stuck with
+# its loop starved) and is treated as not accepting, not as the lightest: else
+# the others would shed every connection toward it until the master kills it.
+STALE_AFTER_S = 3.0
 
-_SLOT = struct.Struct("qq")  # pid, connections held
+_SLOT = struct.Struct("qqq")  # pid, connections held, when (CLOCK_MONOTONIC ms: one clock for all processes)
+
+
+def _now_ms():
+    return int(time.monotonic() * 1000)
 
 
 class LoadBoard:
     """Connections held per worker, in an anonymous shared mapping."""
 
-    def __init__(self, slots=SLOTS):
+    def __init__(self, slots=SLOTS, stale_after_s=STALE_AFTER_S):
         self.slots = slots
+        self.stale_after_ms = int(stale_after_s * 1000)
         self._table = mmap.mmap(-1, slots * _SLOT.size)  # MAP_SHARED: forked workers see one table
 
     def _read(self, slot):
         return _SLOT.unpack_from(self._table, slot * _SLOT.size)
 
     def _write(self, slot, pid, held):
-        _SLOT.pack_into(self._table, slot * _SLOT.size, pid, held)
+        _SLOT.pack_into(self._table, slot * _SLOT.size, pid, held, _now_ms())
+
+    def _accepting(self, slot, now_ms):
+        """(pid, connections) of a live worker that accepts, else None."""
+        owner, held, stamp = self._read(slot)
+        if owner == 0 or held >= NOT_ACCEPTING or now_ms - stamp > self.stale_after_ms:
+            return None
+        return owner, held
 
     def claim(self):
         """A free slot (or one a dead worker left), reserved until its worker publishes; None
         if all are in use. Called where gunicorn builds a worker: in the master, before the
         fork, one worker at a time, so two workers never take the same slot."""
         for slot in range(self.slots):
-            owner, _ = self._read(slot)
+            owner = self._read(slot)[0]
             if owner == 0 or not _alive(owner):
                 self._write(slot, os.getpid(), NOT_ACCEPTING)  # the master holds it meanwhile
                 return slot
@@ -81,26 +98,22 @@ class LoadBoard:
 
     def lightest_other(self, slot):
         """The fewest connections another accepting worker holds, or None if there is none."""
-        lightest = None
+        lightest, now = None, _now_ms()
         for other in range(self.slots):
-            if other == slot:
+            entry = None if other == slot else self._accepting(other, now)
+            if entry is None or (lightest is not None and entry[1] >= lightest):
                 continue
-            owner, held = self._read(other)
-            if owner == 0 or held >= NOT_ACCEPTING or (lightest is not None and held >= lightest):
-                continue
-            if not _alive(owner):  # killed without releasing (a timed-out worker)
+            if not _alive(entry[0]):  # killed without releasing (a timed-out worker)
                 self._write(other, 0, 0)
                 continue
-            lightest = held
+            lightest = entry[1]
         return lightest
 
     def others_accepting(self, slot):
-        """How many other workers accept connections right now (not starting, stopping or full)."""
-        count = 0
-        for other in range(self.slots):
-            owner, held = self._read(other)
-            count += other != slot and owner != 0 and held < NOT_ACCEPTING and _alive(owner)
-        return count
+        """How many other workers accept connections right now (not starting, stopping, full or frozen)."""
+        now = _now_ms()
+        return sum(other != slot and (entry := self._accepting(other, now)) is not None and _alive(entry[0])
+                   for other in range(self.slots))
 
 
 def _alive(pid):

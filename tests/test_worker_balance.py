@@ -98,10 +98,27 @@ def test_free_and_dead_slots_in_between_do_not_hide_the_workers_after_them():
     other, go_on = _other_worker(board, live, 2)
     try:
         board.publish(mine, 5)
-        assert board.lightest_other(mine) == 2 and board.others_accepting(mine) == 1
+        # counted first: lightest_other also clears the dead slot it walks past
+        assert board.others_accepting(mine) == 1 and board.lightest_other(mine) == 2
     finally:
         go_on.set()
         other.join(30)
+
+
+def test_a_worker_that_stopped_publishing_is_treated_as_not_accepting():
+    """A frozen worker (stopped, or its loop starved) must not draw every connection toward it."""
+    board = LoadBoard(slots=4, stale_after_s=0.2)
+    mine, theirs = board.claim(), board.claim()
+    child, go_on = _other_worker(board, theirs, 1)  # publishes once, then only waits
+    try:
+        board.publish(mine, 5)
+        assert board.lightest_other(mine) == 1 and board.others_accepting(mine) == 1
+        time.sleep(0.4)
+        board.publish(mine, 5)
+        assert board.lightest_other(mine) is None and board.others_accepting(mine) == 0
+    finally:
+        go_on.set()
+        child.join(30)
 
 
 def test_a_released_slot_is_free_again():
