@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,26 @@ def _worker(board, slot, held, go_on):
     go_on.wait(60)
 
 
-def _other_worker(board, slot, held):
-    """A real other process publishing into `slot` of the shared table, as a forked worker does."""
-    go_on = FORK.Event()
-    child = FORK.Process(target=_worker, args=(board, slot, held, go_on))
-    child.start()
-    deadline = time.monotonic() + 30
-    while board._read(slot)[0] != child.pid:
-        assert time.monotonic() < deadline, "the child never published"
-        time.sleep(0.01)
-    return child, go_on
+@contextmanager
+def other_workers(board, held_by_slot):
+    """Real other processes publishing into the shared table, as forked workers do;
+    they exit when the block ends (their slots then belong to dead processes)."""
+    children = []
+    try:
+        for slot, held in held_by_slot.items():
+            go_on = FORK.Event()
+            child = FORK.Process(target=_worker, args=(board, slot, held, go_on))
+            child.start()
+            children.append((child, go_on))
+            deadline = time.monotonic() + 30
+            while board._read(slot)[0] != child.pid:
+                assert time.monotonic() < deadline, "the child never published"
+                time.sleep(0.01)
+        yield
+    finally:
+        for child, go_on in children:
+            go_on.set()
+            child.join(30)
 
 
 def test_a_lone_worker_sees_no_one_and_is_never_held_back():
@@ -49,14 +60,10 @@ def test_workers_see_each_other_across_a_fork_and_a_dead_one_frees_its_slot():
     assert mine != theirs
     # Claimed but not started: held by the master, counted as not accepting.
     assert board.lightest_other(mine) is None and board.others_accepting(mine) == 0
-    child, go_on = _other_worker(board, theirs, 3)
-    try:
+    with other_workers(board, {theirs: 3}):
         board.publish(mine, 5)
         assert board.lightest_other(mine) == 3 and board.others_accepting(mine) == 1
         assert board.lightest_other(theirs) == 5
-    finally:
-        go_on.set()
-        child.join(30)
     # Its process is gone: ignored, and its slot is the next one claimed.
     assert board.lightest_other(mine) is None and board.others_accepting(mine) == 0
     assert board.claim() == theirs
@@ -65,60 +72,42 @@ def test_workers_see_each_other_across_a_fork_and_a_dead_one_frees_its_slot():
 def test_a_worker_that_does_not_accept_is_neither_waited_for_nor_counted():
     board = LoadBoard(slots=4)
     mine, theirs = board.claim(), board.claim()
-    child, go_on = _other_worker(board, theirs, NOT_ACCEPTING)
-    try:
+    with other_workers(board, {theirs: NOT_ACCEPTING}):
         board.publish(mine, 5)
         assert board.lightest_other(mine) is None and board.others_accepting(mine) == 0
-    finally:
-        go_on.set()
-        child.join(30)
 
 
 def test_the_lightest_of_several_others_is_the_one_compared_with():
     board = LoadBoard(slots=6)
     mine = board.claim()
     others = [board.claim() for _ in range(3)]
-    children = [_other_worker(board, slot, held) for slot, held in zip(others, (4, 1, 6))]
-    try:
+    with other_workers(board, dict(zip(others, (4, 1, 6)))):
         board.publish(mine, 2)
         assert board.lightest_other(mine) == 1 and board.others_accepting(mine) == 3
-    finally:
-        for child, go_on in children:
-            go_on.set()
-            child.join(30)
 
 
 def test_free_and_dead_slots_in_between_do_not_hide_the_workers_after_them():
     board = LoadBoard(slots=6)
     mine, freed, dead, live = (board.claim() for _ in range(4))
     board.release(freed)  # a worker that exited cleanly
-    child, go_on = _other_worker(board, dead, 1)
-    go_on.set()
-    child.join(30)        # one killed without releasing
-    other, go_on = _other_worker(board, live, 2)
-    try:
+    with other_workers(board, {dead: 1}):
+        pass              # one killed without releasing
+    with other_workers(board, {live: 2}):
         board.publish(mine, 5)
         # counted first: lightest_other also clears the dead slot it walks past
         assert board.others_accepting(mine) == 1 and board.lightest_other(mine) == 2
-    finally:
-        go_on.set()
-        other.join(30)
 
 
 def test_a_worker_that_stopped_publishing_is_treated_as_not_accepting():
     """A frozen worker (stopped, or its loop starved) must not draw every connection toward it."""
     board = LoadBoard(slots=4, stale_after_s=0.2)
     mine, theirs = board.claim(), board.claim()
-    child, go_on = _other_worker(board, theirs, 1)  # publishes once, then only waits
-    try:
+    with other_workers(board, {theirs: 1}):  # publishes once, then only waits
         board.publish(mine, 5)
         assert board.lightest_other(mine) == 1 and board.others_accepting(mine) == 1
         time.sleep(0.4)
         board.publish(mine, 5)
         assert board.lightest_other(mine) is None and board.others_accepting(mine) == 0
-    finally:
-        go_on.set()
-        child.join(30)
 
 
 def test_a_released_slot_is_free_again():
