@@ -70,11 +70,12 @@ test-fast: venv
 # Stage 1: the schedule, then three averaged epochs. Stage 2: two more averaged
 # epochs from its weights with every MNIST image drawn twice (docs/pen.md: this
 # buys back the MNIST accuracy the pen images cost; more MNIST costs pen accuracy).
+TRAIN_DATA = --data $(MNIST_DIR) --extra $(PEN_TRAIN) --extra $(PEN_STYLES) --calibrate $(PEN_CALIBRATE)
 train: venv pen-data
 	$(PY) -m model.train --arch cnn --epochs 12 --batch-size 128 --lr 0.002 --seed 1 --val-split 0 \
-		--average-epochs 3 --average-lr 0.0002 --data $(MNIST_DIR) --extra $(PEN_TRAIN) --extra $(PEN_STYLES) --calibrate $(PEN_CALIBRATE) --out $(TRAIN_STAGE1)
+		--average-epochs 3 --average-lr 0.0002 $(TRAIN_DATA) --out $(TRAIN_STAGE1)
 	$(PY) -m model.train --arch cnn --init $(TRAIN_STAGE1) --epochs 0 --batch-size 128 --seed 1 --val-split 0 \
-		--average-epochs 2 --average-lr 0.0002 --mnist-repeat 2 --data $(MNIST_DIR) --extra $(PEN_TRAIN) --extra $(PEN_STYLES) --calibrate $(PEN_CALIBRATE) --out $(TRAIN_OUT)
+		--average-epochs 2 --average-lr 0.0002 --mnist-repeat 2 $(TRAIN_DATA) --out $(TRAIN_OUT)
 
 # Written beside it, never over it. promote refuses a file the server would refuse
 # (missing, truncated, altered: load_model raises) before copying.

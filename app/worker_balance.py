@@ -72,12 +72,17 @@ class LoadBoard:
     def _write(self, slot, pid, held):
         _SLOT.pack_into(self._table, slot * _SLOT.size, pid, held, _now_ms())
 
-    def _accepting(self, slot, now_ms):
-        """(pid, connections) of a live worker that accepts, else None."""
-        owner, held, stamp = self._read(slot)
-        if owner == 0 or held >= NOT_ACCEPTING or now_ms - stamp > self.stale_after_ms:
-            return None
-        return owner, held
+    def _accepting_others(self, slot):
+        """(slot, connections) of every other live worker that accepts, fresh; a dead
+        one's slot (killed without releasing: a timed-out worker) is freed on the way."""
+        now = _now_ms()
+        for other, (owner, held, stamp) in enumerate(_SLOT.iter_unpack(self._table)):
+            if other == slot or owner == 0 or held >= NOT_ACCEPTING or now - stamp > self.stale_after_ms:
+                continue
+            if not _alive(owner):
+                self._write(other, 0, 0)
+                continue
+            yield other, held
 
     def claim(self):
         """A free slot (or one a dead worker left), reserved until its worker publishes; None
@@ -98,22 +103,11 @@ class LoadBoard:
 
     def lightest_other(self, slot):
         """The fewest connections another accepting worker holds, or None if there is none."""
-        lightest, now = None, _now_ms()
-        for other in range(self.slots):
-            entry = None if other == slot else self._accepting(other, now)
-            if entry is None or (lightest is not None and entry[1] >= lightest):
-                continue
-            if not _alive(entry[0]):  # killed without releasing (a timed-out worker)
-                self._write(other, 0, 0)
-                continue
-            lightest = entry[1]
-        return lightest
+        return min((held for _, held in self._accepting_others(slot)), default=None)
 
     def others_accepting(self, slot):
         """How many other workers accept connections right now (not starting, stopping, full or frozen)."""
-        now = _now_ms()
-        return sum(other != slot and (entry := self._accepting(other, now)) is not None and _alive(entry[0])
-                   for other in range(self.slots))
+        return sum(1 for _ in self._accepting_others(slot))
 
 
 def _alive(pid):

@@ -17,6 +17,7 @@ from .augment import AugmentConfig, Augmenter
 from .averaging import WeightAverage, snapshot_every
 from .calibrate import not_digit_meta
 from .datasets import load_extra, load_mnist
+from .evaluate import positive_int
 from .kaggle_csv import read_kaggle_csv
 from .losses import LOSSES, softmax_cross_entropy
 from .metrics import confusion_matrix, format_confusion, format_per_class
@@ -176,7 +177,7 @@ def build_parser():
     p.add_argument("--cache-dir", help="where downloads are cached (default ~/.cache/digitdraw/mnist)")
     p.add_argument("--kaggle-csv", help="train on a Kaggle 'Digit Recognizer' train.csv instead of MNIST")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images (0: all)")
-    p.add_argument("--mnist-repeat", type=int, default=1, metavar="N",
+    p.add_argument("--mnist-repeat", type=positive_int, default=1, metavar="N",
                    help="each MNIST training image appears N times an epoch (with its own augmentation "
                         "each time): weighs MNIST against the --extra images")
     p.add_argument("--extra", action="append", default=[], metavar="NPZ",
@@ -241,17 +242,15 @@ def main(argv=None):
     if args.limit:
         train_x, train_y = train_x[:args.limit], train_y[:args.limit]
     train_x, train_y, val_x, val_y = split_validation(train_x, train_y, args.val_split, rng)
-    if args.mnist_repeat < 1:
-        sys.exit("--mnist-repeat must be 1 or more")
     mnist_x, mnist_y = train_x, train_y
     extra_meta = []
     for path in args.extra:
         images, labels, meta = load_extra(path)
         train_x, train_y = np.concatenate([train_x, images]), np.concatenate([train_y, labels])
         extra_meta.append({"file": path.rsplit("/", 1)[-1], **meta})
-    # The copies go after the extras: an epoch is shuffled, so only the count matters.
-    train_x = np.concatenate([train_x] + [mnist_x] * (args.mnist_repeat - 1))
-    train_y = np.concatenate([train_y] + [mnist_y] * (args.mnist_repeat - 1))
+    if args.mnist_repeat > 1:  # the copies go after the extras: an epoch is shuffled, only the count matters
+        train_x = np.concatenate([train_x] + [mnist_x] * (args.mnist_repeat - 1))
+        train_y = np.concatenate([train_y] + [mnist_y] * (args.mnist_repeat - 1))
     classes = 11 if np.any(train_y == rejection.NOT_A_DIGIT) else 10
     print(f"training {args.arch} on {len(train_x)} images"
           f"{f', validating on {len(val_x)}' if val_x is not None else ''}, {args.epochs} epochs", flush=True)
