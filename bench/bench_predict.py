@@ -1,6 +1,6 @@
 """Where one /predict's CPU goes, in process, and the same for an older tree beside it.
 
-    python -m bench.bench_predict [--baseline REV] [--rounds 15] [--requests 40]
+    python -m bench.bench_predict [--baseline REV] [--rounds 15] [--requests 40] [--canvas both]
 
 No server and no network: each tree runs in its own child process (the app
 and bench/bare_app.py built as gunicorn builds them: Prometheus in
@@ -18,8 +18,10 @@ ratio issue 11 asks for: the decode-only route's CPU per request over the
 app's /predict. `--baseline REV` adds a column for a git revision (unpacked
 with `git archive`, nothing checked out) and the ratio new/old.
 
-The payloads are the four canvas drawings of bench/payloads.py, sent as the
-page sends them (a 280x280 RGBA PNG, raw body).
+The payloads are the four canvas drawings of bench/payloads.py as 280x280
+RGBA PNGs (raw body): black on a transparent canvas (what a canvas gives when
+nothing fills it), black on the white the page's pad fills, or both; every
+tree gets the same bytes (this file's payloads.py, not the tree's).
 """
 import argparse
 import json
@@ -44,7 +46,7 @@ ROWS = [f"{target} {route}" for target, route in ROUTES] + [f"  {stage}" for sta
 
 # --------------------------------------------------------------------------- child
 
-def child_main(requests):
+def child_main(requests, canvas="both"):
     """Runs inside a tree's child process: one JSON line of timings per round asked for."""
     scratch = tempfile.mkdtemp(prefix="bench-predict-")
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", scratch)  # as gunicorn.conf.py does
@@ -54,15 +56,17 @@ def child_main(requests):
     sys.path.insert(0, os.getcwd())
 
     import numpy as np
+    import payloads  # this benchmark's own (its directory is on the path), so every tree gets the same bytes
 
     from app import create_app, imaging
     from app import preprocess as prep
-    from bench import payloads
     from bench.bare_app import create_bare_app
 
     app, bare = create_app(), create_bare_app()
     clients = {"app": app.test_client(), "bare": bare.test_client()}
-    bodies = [payloads.canvas_png(strokes) for strokes in payloads.STROKES.values()]
+    styles = ("transparent", "page") if canvas == "both" else (canvas,)
+    bodies = [payloads.canvas_png(strokes, style=style) for style in styles
+              for strokes in payloads.STROKES.values()]
     headers = {"Content-Type": "image/png"}
     model = app.extensions["digit_model"]
     max_pixels = app.config["MAX_IMAGE_PIXELS"]
@@ -143,15 +147,15 @@ def unpack(rev, into):
     return into
 
 
-def start_child(tree, requests):
+def start_child(tree, requests, canvas):
     """A child measuring `tree` (its app, model and bare routes); this file's child_main
     runs there, so an older tree without this benchmark can be measured too."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(tree), str(Path(__file__).resolve().parent)]))
     for name in ("PROMETHEUS_MULTIPROC_DIR", "DATA_DIR", "DATABASE_URL"):
         env.pop(name, None)  # the child makes its own
-    code = "import sys; from bench_predict import child_main; child_main(int(sys.argv[1]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(requests)], cwd=tree, env=env,
+    code = "import sys; from bench_predict import child_main; child_main(int(sys.argv[1]), sys.argv[2])"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(requests), canvas], cwd=tree, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline() or "{}")
     if not ready.get("ready"):
@@ -164,6 +168,8 @@ def main(argv=None):
     parser.add_argument("--baseline", metavar="REV", help="git revision to measure beside this tree")
     parser.add_argument("--rounds", type=int, default=15, help="rounds per tree, median reported (default 15)")
     parser.add_argument("--requests", type=int, default=40, help="requests per route per round (default 40)")
+    parser.add_argument("--canvas", choices=("transparent", "page", "both"), default="both",
+                        help="drawings on a transparent canvas, on the page's white, or both (default)")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 200 or not 1 <= args.requests <= 2000:
         parser.error("bounded benchmark: 1-200 rounds, 1-2000 requests per round")
@@ -173,12 +179,13 @@ def main(argv=None):
         if args.baseline:
             trees[f"{args.baseline}"] = unpack(args.baseline, scratch)
         trees["this tree"] = REPO
-        children = {name: start_child(tree, args.requests) for name, tree in trees.items()}
+        children = {name: start_child(tree, args.requests, args.canvas) for name, tree in trees.items()}
         digits = {name: d for name, (_, d) in children.items()}
         if len({tuple(d) for d in digits.values()}) != 1:
             raise SystemExit(f"the trees answer differently: {digits}")
         print(f"loadavg={os.getloadavg()[0]:.2f} rounds={args.rounds} requests/round={args.requests} "
-              f"payloads: 4 canvas drawings (280x280 RGBA PNG), answered {digits['this tree']} by every tree")
+              f"payloads: 4 drawings on a {args.canvas.replace('both', 'transparent and a white')} canvas "
+              f"(280x280 RGBA PNG), answered {digits['this tree']} by every tree")
         results = {name: [] for name in trees}
         try:
             for done in range(args.rounds):

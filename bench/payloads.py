@@ -21,10 +21,14 @@ STROKES = {
 
 
 def canvas_png(strokes=STROKES["seven"], width=18, style="transparent"):
-    """PNG bytes of strokes drawn as the page does (dark ink on a transparent
-    canvas), or as uploads do ("white_on_black", "black_on_white")."""
+    """PNG bytes of strokes drawn as a canvas gives them when nothing fills it
+    (dark ink on transparent), as the page's pad does ("page": it fills the
+    canvas white, then draws black), or as uploads do ("white_on_black",
+    "black_on_white")."""
     if style == "transparent":
         image, ink = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0)), (0, 0, 0, 255)
+    elif style == "page":
+        image, ink = Image.new("RGBA", (CANVAS, CANVAS), (255, 255, 255, 255)), (0, 0, 0, 255)
     elif style == "white_on_black":
         image, ink = Image.new("L", (CANVAS, CANVAS), 0), 255
     else:

@@ -101,8 +101,10 @@ def _layer_functions(steps, params):
     """One function per layer with its parameters bound, built once at load:
     the forward pass then does no name lookups or settings parsing per image
     (a batch of one spent a tenth of its time there). Dropout is the identity
-    at inference and is left out."""
+    at inference and is left out. A dense layer fed by a ReLU skips the
+    inputs the ReLU zeroed (see ops.dense_skipping_zeros)."""
     layers = []
+    after_relu = False  # the input of this step is a ReLU's output, only reshaped since
     for step in steps:
         spec, kind = step.spec, step.kind
         weights = {key: params[param_name(step.index, key)] for key in ("W", "b")
@@ -121,7 +123,9 @@ def _layer_functions(steps, params):
         elif kind == "flatten":
             layers.append(_flatten)
         elif kind == "dense":
-            layers.append(functools.partial(ops.dense, weight=weights["W"], bias=weights["b"]))
+            dense = ops.dense_skipping_zeros if after_relu else ops.dense
+            layers.append(functools.partial(dense, weight=weights["W"], bias=weights["b"]))
+        after_relu = kind == "relu" or (after_relu and kind in ("flatten", "dropout"))
     return layers
 
 

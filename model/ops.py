@@ -117,6 +117,34 @@ def dense(x, weight, bias):
     return y
 
 
+# Above this share of nonzero inputs, gathering their weight rows costs more
+# than reading the whole matrix.
+SPARSE_INPUT_SHARE = 0.5
+
+
+def dense_skipping_zeros(x, weight, bias):
+    """`dense`, image by image over the nonzero inputs only: the same sum
+    without its zero terms (only the order of additions differs, a float32
+    rounding: 1e-6 of the logits).
+
+    For inference after a ReLU: on drawn digits 89-91% of the shipped CNN's
+    3136 inputs to its first dense layer are exactly zero, and that layer's
+    1.6 MB matrix, evicted by decoding between requests, was read from memory
+    in full for every image (measured in a request: ~190 us; its nonzero
+    rows: ~35 us). Row by row, so an image's answer does not depend on
+    the batch it came in.
+    """
+    out = np.empty((x.shape[0], weight.shape[1]), np.result_type(x, weight))
+    for row, y in zip(x, out):
+        nonzero = np.flatnonzero(row)
+        if nonzero.size > SPARSE_INPUT_SHARE * row.size:
+            np.matmul(row, weight, out=y)
+        else:
+            np.matmul(row[nonzero], weight.take(nonzero, axis=0), out=y)
+    out += bias
+    return out
+
+
 def softmax(logits):
     """Row-wise softmax, shifted by the row max so exp never overflows."""
     z = logits - logits.max(axis=1, keepdims=True)

@@ -55,6 +55,53 @@ def test_ink_on_the_border_ring_or_a_coloured_border_is_not_a_clear_canvas():
     assert preprocess._clear_canvas_box(Image.new("RGBA", (280, 280), (0, 0, 0, 0))) is None
 
 
+def four_channel_window(image, monkeypatch):
+    """The ink window as the general code finds it, from all four channels."""
+    with monkeypatch.context() as patch:
+        patch.setattr(preprocess, "_one_channel_ink", lambda window, ring_keys: None)
+        return preprocess._ink_window(image.copy())
+
+
+@pytest.mark.parametrize("ink", ["transparent", "black", "white"])
+@pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "thin"), (0, "thick"), (5, "small")])
+def test_a_browser_canvas_is_read_from_one_channel_to_the_same_bits(digit, variant, ink, monkeypatch):
+    canvas = font_canvas(digit, variant, ink, seed=digit + 11)
+    taken = []
+    one_channel = preprocess._one_channel_ink
+    monkeypatch.setattr(preprocess, "_one_channel_ink",
+                        lambda window, ring_keys: taken.append(one_channel(window, ring_keys)) or taken[-1])
+    fast = preprocess._ink_window(canvas.copy())
+    assert taken and taken[0] is not None  # the shortcut was taken
+    slow = four_channel_window(canvas, monkeypatch)
+    assert (fast.top, fast.left, fast.shape) == (slow.top, slow.left, slow.shape)
+    assert fast.ink.dtype == slow.ink.dtype == np.float32
+    np.testing.assert_array_equal(fast.ink, slow.ink)
+
+
+def rgba_window(pixels):
+    return np.asarray(pixels, np.uint8).reshape(1, -1, 4)
+
+
+def ring_of(*rgba):
+    return np.frombuffer(bytes(rgba), "<u4").astype(np.uint32)
+
+
+def test_one_channel_reading_refuses_what_it_cannot_read_exactly():
+    clear, white, black = ring_of(0, 0, 0, 0), ring_of(255, 255, 255, 255), ring_of(0, 0, 0, 255)
+    ink = preprocess._one_channel_ink
+    assert ink(rgba_window([[0, 0, 0, 0], [0, 0, 0, 200]]), clear) is not None
+    assert ink(rgba_window([[0, 0, 0, 0], [0, 0, 1, 200]]), clear) is None  # blue ink under the alpha
+    assert ink(rgba_window([[255, 255, 255, 255], [30, 30, 30, 255]]), white) is not None
+    assert ink(rgba_window([[255, 255, 255, 255], [30, 31, 30, 255]]), white) is None  # a colour
+    assert ink(rgba_window([[255, 255, 255, 255], [30, 30, 30, 254]]), white) is None  # not opaque
+    assert ink(rgba_window([[0, 0, 0, 255], [220, 220, 220, 255]]), black) is not None
+    assert ink(rgba_window([[9, 9, 9, 255]]), ring_of(10, 10, 11, 255)) is None  # a coloured ring
+    assert ink(rgba_window([[9, 9, 9, 255]]), ring_of(10, 10, 10, 128)) is None  # a see-through ring
+    assert ink(rgba_window([[9, 9, 9, 255]]), np.concatenate([white, black])) is None  # ring not uniform
+    np.testing.assert_array_equal(ink(rgba_window([[0, 0, 0, 0], [0, 0, 0, 51]]), clear),
+                                  np.array([[0.0, 0.2]], np.float32))
+
+
 @pytest.mark.parametrize("shape", [(280, 280), (97, 301), (12, 12), (5, 40), (3, 3), (1, 1), (2, 9)])
 def test_ring_values_are_the_masked_ring(shape):
     values = np.arange(shape[0] * shape[1], dtype=np.uint32).reshape(shape)
