@@ -478,6 +478,10 @@ def _kth_largest(values, size=None, k=1):
     """
     flat = values.ravel()
     k = min(k, max(1, (flat.size if size is None else size) // 50))
+    if flat.size >= k:
+        top = flat.max()
+        if top > 0 and np.count_nonzero(flat == top) >= k:
+            return float(top)  # k or more share the maximum (solid ink): no partition needed
     flat = flat[flat > 0]  # mostly background zeros, which slow partition down
     if flat.size < k:
         return 0.0
