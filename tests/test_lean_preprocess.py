@@ -131,3 +131,18 @@ def test_padded_is_np_pad():
         padded = preprocess._padded(values, width)
         np.testing.assert_array_equal(padded, np.pad(values, width))
         assert padded.dtype == np.float32
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kth_largest_is_the_kth_largest_positive_value_with_or_without_ties_at_the_top(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        values = rng.random(n).astype(np.float32)
+        values[rng.random(n) < rng.random()] = 0.0
+        values[rng.random(n) < rng.random()] = values.max()  # solid ink: ties at the maximum
+        k, size = int(rng.integers(1, 20)), [None, int(rng.integers(1, 3000))][seed % 2]
+        k_used = min(k, max(1, (n if size is None else size) // 50))
+        positive = np.sort(values[values > 0])[::-1]
+        expected = float(positive[k_used - 1]) if positive.size >= k_used else 0.0
+        assert preprocess._kth_largest(values, size, k) == expected
