@@ -1,10 +1,11 @@
 """Serving speed: /predict beside /healthz, our app beside a bare Flask route.
 
-    python -m bench.bench_serve [--duration 5] [--repeats 3] [--clients 1,8,32]
+    python -m bench.bench_serve [--duration 5] [--repeats 3] [--clients 1,8,32] [--canvas transparent]
 
 Starts gunicorn twice on 127.0.0.1 with the repo's gunicorn.conf.py (the app,
 and bench.bare_app as the yardstick), then drives each with wrk (Debian's
-/usr/bin/wrk; a Lua script POSTs a 280x280 canvas PNG) or, without wrk, with
+/usr/bin/wrk; a Lua script POSTs a 280x280 canvas PNG, drawn on a transparent
+canvas or, with --canvas page, on the white the page fills) or, without wrk, with
 bench.loadclient. Runs are interleaved (every target and route at one client
 count, then the next) so drift in the shared machine's load hits all alike;
 the table shows medians over the repeats and the ratios that matter:
@@ -159,6 +160,8 @@ def main(argv=None):
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients (default 1,8,32)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if WRK else "python")
+    parser.add_argument("--canvas", choices=("transparent", "page"), default="transparent",
+                        help="the drawing on a transparent canvas (default), or on the white the page's pad fills")
     parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
                         help="extra gunicorn argument for both servers, to compare a setting "
                              "(e.g. --gunicorn-arg=--worker-class=sync); repeatable")
@@ -169,14 +172,14 @@ def main(argv=None):
     if not 1 <= args.duration <= 60 or not 1 <= args.repeats <= 10 or max(clients_list) > 256:
         parser.error("bounded benchmark: duration 1-60 s, repeats 1-10, at most 256 clients")
 
-    png = payloads.canvas_png()
+    png = payloads.canvas_png(style=args.canvas)
     scratch = tempfile.TemporaryDirectory(prefix="bench-serve-")
     body_path = Path(scratch.name) / "canvas.png"
     body_path.write_bytes(png)
     scripts = {route: lua_script(scratch.name, route, body_path) for route in ("predict", "healthz", "decode")}
     load_before = os.getloadavg()
     print(f"client={args.client} workers={args.workers} duration={args.duration}s repeats={args.repeats} "
-          f"cpus={os.cpu_count()} loadavg={load_before[0]:.2f} body={len(png)} B (280x280 canvas PNG)"
+          f"cpus={os.cpu_count()} loadavg={load_before[0]:.2f} body={len(png)} B (280x280 {args.canvas} canvas PNG)"
           f"{' gunicorn args: ' + ' '.join(args.gunicorn_arg) if args.gunicorn_arg else ''}")
 
     runs = {}
