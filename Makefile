@@ -120,17 +120,19 @@ fuzz-long: venv
 # Mutation testing (docs/development.md): not in CI, it takes hours on two cores.
 # One core module at a time, each against its own fast tests (tests/mutation_selection.py).
 MUTMUT_VERSION := 3.8.1
-MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference \
+MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance
 TESTS_model.optimizers := tests/test_optimizers.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
 	tests/test_archspec.py
 TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
-TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py \
+TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py tests/test_lean_inference.py \
 	tests/test_archspec.py::test_inference_runs_sigmoid_and_tanh_like_the_trainer \
 	tests/test_shipped_model.py::test_batch_and_single_predictions_agree \
 	tests/test_shipped_model.py::test_predict_proba_rejects_wrong_shapes
+TESTS_model.ops        := tests/test_lean_inference.py tests/test_layers.py tests/test_gradients.py \
+	tests/test_inference.py
 TESTS_app.preprocess   := tests/test_preprocess.py tests/test_lean_preprocess.py tests/test_preprocess_equivalence.py \
 	tests/test_numbers.py
 TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_refusals.py
