@@ -13,7 +13,7 @@ the whole image once and normalises each digit's share of it.
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 # Inputs larger than this are box-reduced first: bounded work for any upload.
 MAX_WORK_SIDE = 512
@@ -128,11 +128,11 @@ def _ink_window(image, max_size=(MAX_WORK_SIDE, MAX_WORK_SIDE)):
         return InkWindow(np.abs(gray - np.median(_ring_values(gray))), gray.shape)
     if _has_alpha(image):
         rgba = _reduce(_as_mode(image, "RGBA"), max_size)
-        clear = _clear_canvas_box(rgba)
-        if clear is not None:
-            top, bottom, left, right = clear
+        found = _uniform_ring_box(rgba)
+        if found is not None:
+            (top, bottom, left, right), ring_key = found
             pixels = np.asarray(rgba.crop((left, top, right, bottom)))
-            return _window_ink(pixels, _CLEAR_RING, (rgba.height, rgba.width), top, left)
+            return _window_ink(pixels, ring_key, (rgba.height, rgba.width), top, left)
         pixels = np.asarray(rgba)
         keys = pixels.view(np.uint32)[..., 0]  # one comparable value per RGBA pixel
     else:
@@ -176,8 +176,6 @@ def _window_ink(window, ring_keys, shape, top, left):
     return InkWindow(ink, shape, top, left)
 
 
-# The border of the page's canvas: transparent black, RGBA (0, 0, 0, 0).
-_CLEAR_RING = np.zeros(1, np.uint32)
 # An RGBA pixel read as one little-endian uint32 (red in the low byte): the
 # bits of R, G and B; an opaque pixel's alpha bits; and gray level v is v * _GRAY_STEP.
 _RGB_BITS, _OPAQUE_BITS, _GRAY_STEP = np.uint32(0x00FFFFFF), np.uint32(0xFF000000), np.uint32(0x00010101)
@@ -219,29 +217,34 @@ def _gray_of_levels(levels):
     return gray
 
 
-def _clear_canvas_box(rgba):
-    """(top, bottom, left, right) of the ink window of an RGBA image whose border
-    ring is all transparent black, as the page's canvas sends it; None otherwise.
+def _uniform_ring_box(rgba):
+    """((top, bottom, left, right) of the ink window, the ring's RGBA as one uint32)
+    of an RGBA image whose border ring is all one colour, as a canvas's is
+    (transparent black when nothing fills it, the page's white); None otherwise.
 
-    Pillow finds the box of the non-zero pixels in C, on the image itself,
-    so only the window is copied into NumPy: the same window as
-    _ink_window's search of a uniform ring, for a fifth of the work on a
-    280x280 canvas (measured: the whole-canvas copy and the row and column
-    scans were a third of that function). The box is within the ring's
-    inner edge exactly when every ring pixel is (0, 0, 0, 0).
+    Pillow finds the box of the pixels that differ from the ring's colour in
+    C (on the image itself when that colour is (0, 0, 0, 0), else on its
+    difference from a plain image of it), so only the window is copied into
+    NumPy: the same window as _ink_window's search of a uniform ring, for a
+    fifth of the work on a 280x280 canvas (measured: the whole-canvas copy
+    and the row and column scans were a third of that function). The box is
+    within the ring's inner edge exactly when every ring pixel has that colour.
     """
     width, height = rgba.size
     band = _border_band((height, width))
+    colour = rgba.getpixel((0, 0))
+    differs = rgba if colour == (0, 0, 0, 0) else ImageChops.difference(rgba, Image.new("RGBA", rgba.size, colour))
     try:
-        box = rgba.getbbox(alpha_only=False)  # every band zero = background
+        box = differs.getbbox(alpha_only=False)  # every band zero = the ring's colour
     except TypeError:  # a Pillow without alpha_only: the general search
         return None
-    if box is None:  # all (0, 0, 0, 0): the caller's search finds no ink either
+    if box is None:  # all one colour: the caller's search finds no ink either
         return None
     left, top, right, bottom = box
     if left < band or top < band or right > width - band or bottom > height - band:
-        return None  # something on the ring: not a clear border
-    return max(0, top - 1), min(height, bottom + 1), max(0, left - 1), min(width, right + 1)
+        return None  # something else on the ring: not a uniform border
+    window = max(0, top - 1), min(height, bottom + 1), max(0, left - 1), min(width, right + 1)
+    return window, np.frombuffer(bytes(colour), np.uint32).copy()
 
 
 # ITU-R 601 luma weights, applied in float32 to levels in [0, 1].

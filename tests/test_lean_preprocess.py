@@ -11,15 +11,16 @@ from tests.test_preprocess_equivalence import CASES, font_canvas
 def general_window(image, monkeypatch):
     """The ink window as the general uniform-ring search finds it."""
     with monkeypatch.context() as patch:
-        patch.setattr(preprocess, "_clear_canvas_box", lambda rgba: None)
+        patch.setattr(preprocess, "_uniform_ring_box", lambda rgba: None)
         return preprocess._ink_window(image.copy())
 
 
+@pytest.mark.parametrize("ink", ["transparent", "black", "white"])
 @pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "small"), (4, "default"), (0, "thick"),
                                            (8, "thin")])
-def test_a_transparent_canvas_takes_the_pillow_box_and_gets_the_same_window(digit, variant, monkeypatch):
-    canvas = font_canvas(digit, variant, "transparent", seed=digit)
-    assert preprocess._clear_canvas_box(canvas) is not None
+def test_a_canvas_takes_the_pillow_box_and_gets_the_same_window(digit, variant, ink, monkeypatch):
+    canvas = font_canvas(digit, variant, ink, seed=digit)
+    assert preprocess._uniform_ring_box(canvas) is not None
     fast = preprocess._ink_window(canvas.copy())
     slow = general_window(canvas, monkeypatch)
     assert (fast.top, fast.left, fast.shape) == (slow.top, slow.left, slow.shape)
@@ -33,7 +34,7 @@ def test_every_equivalence_case_gets_the_same_digit_with_and_without_the_shortcu
     except preprocess.BlankImageError:
         fast = None
     with monkeypatch.context() as patch:
-        patch.setattr(preprocess, "_clear_canvas_box", lambda rgba: None)
+        patch.setattr(preprocess, "_uniform_ring_box", lambda rgba: None)
         try:
             slow = preprocess.preprocess(image.copy())
         except preprocess.BlankImageError:
@@ -43,16 +44,28 @@ def test_every_equivalence_case_gets_the_same_digit_with_and_without_the_shortcu
         np.testing.assert_array_equal(fast, slow)
 
 
-def test_ink_on_the_border_ring_or_a_coloured_border_is_not_a_clear_canvas():
+def test_ink_on_the_border_ring_is_not_a_uniform_ring_and_the_ring_colour_comes_back():
     canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
     canvas.putpixel((140, 2), (0, 0, 0, 255))  # inside the 6 px ring
-    assert preprocess._clear_canvas_box(canvas) is None
+    assert preprocess._uniform_ring_box(canvas) is None
     canvas.putpixel((140, 2), (0, 0, 0, 0))
     canvas.putpixel((140, 140), (0, 0, 0, 255))
-    assert preprocess._clear_canvas_box(canvas) == (139, 142, 139, 142)
-    hidden_colour = Image.new("RGBA", (280, 280), (255, 0, 0, 0))  # invisible, but not (0, 0, 0, 0)
-    assert preprocess._clear_canvas_box(hidden_colour) is None
-    assert preprocess._clear_canvas_box(Image.new("RGBA", (280, 280), (0, 0, 0, 0))) is None
+    box, ring_key = preprocess._uniform_ring_box(canvas)
+    assert box == (139, 142, 139, 142)
+    assert bytes(ring_key) == bytes([0, 0, 0, 0])
+    page = Image.new("RGBA", (280, 280), (255, 255, 255, 255))
+    page.putpixel((100, 200), (0, 0, 0, 255))
+    page.putpixel((101, 200), (255, 255, 255, 254))  # differs in alpha alone: still ink
+    box, ring_key = preprocess._uniform_ring_box(page)
+    assert box == (199, 202, 99, 103)
+    assert bytes(ring_key) == bytes([255, 255, 255, 255])
+    hidden_colour = Image.new("RGBA", (280, 280), (255, 0, 0, 0))  # invisible, but uniform
+    hidden_colour.putpixel((50, 60), (255, 0, 0, 9))
+    assert preprocess._uniform_ring_box(hidden_colour)[0] == (59, 62, 49, 52)
+    page.putpixel((0, 140), (254, 255, 255, 255))  # one ring pixel off the corner's colour
+    assert preprocess._uniform_ring_box(page) is None
+    assert preprocess._uniform_ring_box(Image.new("RGBA", (280, 280), (0, 0, 0, 0))) is None
+    assert preprocess._uniform_ring_box(Image.new("RGBA", (280, 280), (255, 255, 255, 255))) is None
 
 
 def four_channel_window(image, monkeypatch):

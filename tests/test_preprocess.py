@@ -582,15 +582,16 @@ def test_opaque_card_with_transparent_corners():
     np.testing.assert_allclose(ink_map(Image.fromarray(rgba, "RGBA")), expected, atol=1e-6)
 
 
-def test_clear_canvas_box_is_the_ink_box_plus_one_within_the_ring():
-    """On a 20x20 canvas the ring is 1 px: ink touching its inner edge is still a clear canvas
+def test_uniform_ring_box_is_the_ink_box_plus_one_within_the_ring():
+    """On a 20x20 canvas the ring is 1 px: ink touching its inner edge still leaves the ring uniform
     (box = ink box plus one pixel, cut at the image), ink on the ring or a hidden colour on the
     ring is not (the general search takes over)."""
     def box_with(*pixels, colour=(0, 0, 0, 255)):
         canvas = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
         for x, y in pixels:
             canvas.putpixel((x, y), colour)
-        return preprocess_module._clear_canvas_box(canvas)
+        found = preprocess_module._uniform_ring_box(canvas)
+        return None if found is None else found[0]
 
     assert box_with((1, 1)) == (0, 3, 0, 3)  # (top, bottom, left, right)
     assert box_with((18, 18)) == (17, 20, 17, 20)
@@ -600,7 +601,7 @@ def test_clear_canvas_box_is_the_ink_box_plus_one_within_the_ring():
     canvas = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
     canvas.putpixel((10, 10), (0, 0, 0, 255))
     canvas.putpixel((0, 10), (255, 0, 0, 0))  # invisible, but not transparent black
-    assert preprocess_module._clear_canvas_box(canvas) is None
+    assert preprocess_module._uniform_ring_box(canvas) is None
 
 
 @pytest.mark.parametrize("shape, band", [((280, 280), 6), ((20, 20), 1), ((97, 301), 2), ((301, 97), 2),
