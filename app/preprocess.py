@@ -225,10 +225,11 @@ def _uniform_ring_box(rgba):
     Pillow finds the box of the pixels that differ from the ring's colour in
     C (on the image itself when that colour is (0, 0, 0, 0), else on its
     difference from a plain image of it), so only the window is copied into
-    NumPy: the same window as _ink_window's search of a uniform ring, for a
-    fifth of the work on a 280x280 canvas (measured: the whole-canvas copy
-    and the row and column scans were a third of that function). The box is
-    within the ring's inner edge exactly when every ring pixel has that colour.
+    NumPy: the same window as _ink_window's search of a uniform ring, whose
+    whole-canvas copy and row and column scans cost 95 us on a 280x280
+    canvas (measured: 10 us here for a transparent canvas, 45-55 us for the
+    page's white one). The box is within the ring's inner edge exactly when
+    every ring pixel has that colour.
     """
     width, height = rgba.size
     band = _border_band((height, width))

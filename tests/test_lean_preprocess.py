@@ -7,12 +7,15 @@ from PIL import Image
 from app import preprocess
 from tests.test_preprocess_equivalence import CASES, font_canvas
 
+SHORTCUTS = ("_uniform_ring_box", "_one_channel_ink")
 
-def general_window(image, monkeypatch):
-    """The ink window as the general uniform-ring search finds it."""
+
+def without(shortcuts, work, image, monkeypatch):
+    """`work(image)` with the named shortcuts declining every image, so the general code runs."""
     with monkeypatch.context() as patch:
-        patch.setattr(preprocess, "_uniform_ring_box", lambda rgba: None)
-        return preprocess._ink_window(image.copy())
+        for name in shortcuts:
+            patch.setattr(preprocess, name, lambda *args: None)
+        return work(image.copy())
 
 
 @pytest.mark.parametrize("ink", ["transparent", "black", "white"])
@@ -22,23 +25,21 @@ def test_a_canvas_takes_the_pillow_box_and_gets_the_same_window(digit, variant, 
     canvas = font_canvas(digit, variant, ink, seed=digit)
     assert preprocess._uniform_ring_box(canvas) is not None
     fast = preprocess._ink_window(canvas.copy())
-    slow = general_window(canvas, monkeypatch)
+    slow = without(["_uniform_ring_box"], preprocess._ink_window, canvas, monkeypatch)
     assert (fast.top, fast.left, fast.shape) == (slow.top, slow.left, slow.shape)
     np.testing.assert_array_equal(fast.ink, slow.ink)
 
 
 @pytest.mark.parametrize("name,image", CASES, ids=[name for name, _ in CASES])
-def test_every_equivalence_case_gets_the_same_digit_with_and_without_the_shortcut(name, image, monkeypatch):
-    try:
-        fast = preprocess.preprocess(image.copy())
-    except preprocess.BlankImageError:
-        fast = None
-    with monkeypatch.context() as patch:
-        patch.setattr(preprocess, "_uniform_ring_box", lambda rgba: None)
+def test_every_equivalence_case_gets_the_same_digit_with_and_without_the_shortcuts(name, image, monkeypatch):
+    def digit(image):
         try:
-            slow = preprocess.preprocess(image.copy())
+            return preprocess.preprocess(image)
         except preprocess.BlankImageError:
-            slow = None
+            return None
+
+    fast = digit(image.copy())
+    slow = without(SHORTCUTS, digit, image, monkeypatch)
     assert (fast is None) == (slow is None)
     if fast is not None:
         np.testing.assert_array_equal(fast, slow)
@@ -68,13 +69,6 @@ def test_ink_on_the_border_ring_is_not_a_uniform_ring_and_the_ring_colour_comes_
     assert preprocess._uniform_ring_box(Image.new("RGBA", (280, 280), (255, 255, 255, 255))) is None
 
 
-def four_channel_window(image, monkeypatch):
-    """The ink window as the general code finds it, from all four channels."""
-    with monkeypatch.context() as patch:
-        patch.setattr(preprocess, "_one_channel_ink", lambda window, ring_keys: None)
-        return preprocess._ink_window(image.copy())
-
-
 @pytest.mark.parametrize("ink", ["transparent", "black", "white"])
 @pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "thin"), (0, "thick"), (5, "small")])
 def test_a_browser_canvas_is_read_from_one_channel_to_the_same_bits(digit, variant, ink, monkeypatch):
@@ -85,7 +79,7 @@ def test_a_browser_canvas_is_read_from_one_channel_to_the_same_bits(digit, varia
                         lambda window, ring_keys: taken.append(one_channel(window, ring_keys)) or taken[-1])
     fast = preprocess._ink_window(canvas.copy())
     assert taken and taken[0] is not None  # the shortcut was taken
-    slow = four_channel_window(canvas, monkeypatch)
+    slow = without(["_one_channel_ink"], preprocess._ink_window, canvas, monkeypatch)
     assert (fast.top, fast.left, fast.shape) == (slow.top, slow.left, slow.shape)
     assert fast.ink.dtype == slow.ink.dtype == np.float32
     np.testing.assert_array_equal(fast.ink, slow.ink)
