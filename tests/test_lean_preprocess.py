@@ -23,11 +23,30 @@ def without(shortcuts, work, image, monkeypatch):
                                            (8, "thin")])
 def test_a_canvas_takes_the_pillow_box_and_gets_the_same_window(digit, variant, ink, monkeypatch):
     canvas = font_canvas(digit, variant, ink, seed=digit)
-    assert preprocess._uniform_ring_box(canvas) is not None
+    found = []
+    ring_box = preprocess._uniform_ring_box
+    monkeypatch.setattr(preprocess, "_uniform_ring_box", lambda rgba: found.append(ring_box(rgba)) or found[-1])
     fast = preprocess._ink_window(canvas.copy())
+    assert found and found[0] is not None  # the shortcut was taken, and gave this window:
+    (top, bottom, left, right), _ = found[0]
+    assert (fast.top, fast.left, fast.ink.shape) == (top, left, (bottom - top, right - left))
     slow = without(["_uniform_ring_box"], preprocess._ink_window, canvas, monkeypatch)
     assert (fast.top, fast.left, fast.shape) == (slow.top, slow.left, slow.shape)
     np.testing.assert_array_equal(fast.ink, slow.ink)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_ink_next_to_a_thin_ring_gets_a_window_from_the_image_edge(mode):
+    """A 20x20 image has a 1 px ring; ink right inside it keeps its one pixel of margin, cut at
+    the image's edge (L and RGB by the NumPy search, RGBA by the Pillow box)."""
+    background = {"L": 255, "RGB": (255, 255, 255), "RGBA": (255, 255, 255, 255)}[mode]
+    ink = {"L": 0, "RGB": (0, 0, 0), "RGBA": (0, 0, 0, 255)}[mode]
+    image = Image.new(mode, (20, 20), background)
+    image.putpixel((1, 1), ink)
+    image.putpixel((18, 1), ink)
+    window = preprocess._ink_window(image)
+    assert (window.top, window.left, window.ink.shape) == (0, 0, (3, 20))
+    assert window.ink[1, 1] == window.ink[1, 18] == 1.0 and window.ink.sum() == 2.0
 
 
 @pytest.mark.parametrize("name,image", CASES, ids=[name for name, _ in CASES])
