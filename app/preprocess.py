@@ -187,9 +187,8 @@ def _one_channel_ink(window, ring_keys):
 
     Black ink on a transparent canvas ((0, 0, 0, a) on a clear ring): gray is
     exactly 0, so the ink is the alpha level. Gray ink on an opaque gray ring
-    (the page's black on white): red = green = blue, so _gray_alpha8's sum of
-    three products is taken on the red level alone, by the same float32
-    operations in the same order. Both equal the general path's values to
+    (the page's black on white): red = green = blue, so _luma's sum of three
+    products is taken on the red level alone. Both equal the general path's values to
     the bit (a test compares them) without its float work on four channels,
     which was most of finding the ink (measured: 200 against 35-60 us on a
     150x200 window).
@@ -204,17 +203,8 @@ def _one_channel_ink(window, ring_keys):
         return None
     if not np.array_equal((keys & np.uint32(0xFF)) * _GRAY_STEP | _OPAQUE_BITS, keys):
         return None  # a colour, or not opaque
-    return _distance(_gray_of_levels(window[..., 0]), _gray_of_levels(red))
-
-
-def _gray_of_levels(levels):
-    """_gray_alpha8's gray of pixels whose red, green and blue are all `levels`."""
-    level = _levels(levels)
-    gray = level * LUMA_WEIGHTS[0]
-    gray += level * LUMA_WEIGHTS[1]
-    level *= LUMA_WEIGHTS[2]
-    gray += level
-    return gray
+    level, background = _levels(window[..., 0]), _levels(red)
+    return _distance(_luma(level, level, level), _luma(background, background, background))
 
 
 def _uniform_ring_box(rgba):
@@ -269,10 +259,16 @@ def _gray_alpha8(rgba):
     product and sum rounded to float32, in that order.
     """
     levels = _levels(rgba)
-    gray = levels[..., 0] * LUMA_WEIGHTS[0]
-    gray += levels[..., 1] * LUMA_WEIGHTS[1]
-    gray += levels[..., 2] * LUMA_WEIGHTS[2]
-    return gray, levels[..., 3]
+    return _luma(levels[..., 0], levels[..., 1], levels[..., 2]), levels[..., 3]
+
+
+def _luma(red, green, blue):
+    """((red * 0.299 + green * 0.587) + blue * 0.114), float32 levels in [0, 1]:
+    every gray in this module is this one sum, so shortcuts give the same bits."""
+    gray = red * LUMA_WEIGHTS[0]
+    gray += green * LUMA_WEIGHTS[1]
+    gray += blue * LUMA_WEIGHTS[2]
+    return gray
 
 
 def _distance(values, background):

@@ -18,14 +18,19 @@ def without(shortcuts, work, image, monkeypatch):
         return work(image.copy())
 
 
+def spy(monkeypatch, name):
+    """What each call of preprocess.<name> returned, in a list that fills as it is called."""
+    returned, real = [], getattr(preprocess, name)
+    monkeypatch.setattr(preprocess, name, lambda *args: returned.append(real(*args)) or returned[-1])
+    return returned
+
+
 @pytest.mark.parametrize("ink", ["transparent", "black", "white"])
 @pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "small"), (4, "default"), (0, "thick"),
                                            (8, "thin")])
 def test_a_canvas_takes_the_pillow_box_and_gets_the_same_window(digit, variant, ink, monkeypatch):
     canvas = font_canvas(digit, variant, ink, seed=digit)
-    found = []
-    ring_box = preprocess._uniform_ring_box
-    monkeypatch.setattr(preprocess, "_uniform_ring_box", lambda rgba: found.append(ring_box(rgba)) or found[-1])
+    found = spy(monkeypatch, "_uniform_ring_box")
     fast = preprocess._ink_window(canvas.copy())
     assert found and found[0] is not None  # the shortcut was taken, and gave this window:
     (top, bottom, left, right), _ = found[0]
@@ -92,10 +97,7 @@ def test_ink_on_the_border_ring_is_not_a_uniform_ring_and_the_ring_colour_comes_
 @pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "thin"), (0, "thick"), (5, "small")])
 def test_a_browser_canvas_is_read_from_one_channel_to_the_same_bits(digit, variant, ink, monkeypatch):
     canvas = font_canvas(digit, variant, ink, seed=digit + 11)
-    taken = []
-    one_channel = preprocess._one_channel_ink
-    monkeypatch.setattr(preprocess, "_one_channel_ink",
-                        lambda window, ring_keys: taken.append(one_channel(window, ring_keys)) or taken[-1])
+    taken = spy(monkeypatch, "_one_channel_ink")
     fast = preprocess._ink_window(canvas.copy())
     assert taken and taken[0] is not None  # the shortcut was taken
     slow = without(["_one_channel_ink"], preprocess._ink_window, canvas, monkeypatch)
