@@ -21,7 +21,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean zoo-eval bench-predict
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean zoo-eval bench-predict bench-settings
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -48,6 +48,7 @@ help:
 	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
 	@echo "make zoo-eval     judge the shipped zoo files and the CNN again (no training) and print the table"
 	@echo "make bench-predict in-process CPU per /predict and per stage, beside BASELINE=<git rev> when given"
+	@echo "make bench-settings /predict p50/p99/req/s for several values of one server setting, side by side (ARGS=--env MAX_REQUESTS --values 10000,50000)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -192,3 +193,6 @@ zoo-eval: venv
 # --- In-process CPU per request and per stage (issue 11; docs/benchmarks.md) ---
 bench-predict: venv
 	$(PY) -m bench.bench_predict $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
+
+bench-settings: venv
+	$(PY) -m bench.compare_settings $(ARGS)

@@ -1,7 +1,7 @@
 """gunicorn settings for digitdraw: `gunicorn --config gunicorn.conf.py 'app:create_app()'`.
 
 Environment: HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY or WORKERS (one per CPU), THREADS (1),
-TIMEOUT (30 s), MAX_REQUESTS (10000), LOG_LEVEL (info); for slow and idle clients (see the block at
+TIMEOUT (30 s), MAX_REQUESTS (50000), LOG_LEVEL (info); for slow and idle clients (see the block at
 the end and docs/deployment.md) READ_TIMEOUT (20 s), KEEPALIVE (5 s),
 MAX_CONNECTIONS (1000 per worker), READ_BUFFER_BYTES (64 MiB per worker).
 """
@@ -64,17 +64,20 @@ def pre_fork(server, worker):
 timeout = _int_env("TIMEOUT", default=30)
 graceful_timeout = 20
 
-# Recycle workers now and then (cheap with preload) to bound any slow leak.
+# Recycle workers now and then (cheap with preload) to bound any slow leak
+# (none seen: `make soak` keeps a worker's RSS flat over 50,000 requests).
 # A recycled worker stops accepting until its replacement is forked; with a
 # jitter of 10% the two workers of the image, sharing the load evenly, were
 # recycled within a second of each other and nobody accepted for that time
 # (`make bench-attack`, docs/deployment.md). Half of max_requests spreads them,
 # and a worker due for recycling waits while another restarts
 # (app/worker_balance.py). Each recycle still leaves the others a queue twice
-# as long for a moment: every 2,000 requests that was a recycle every few
-# seconds at full load, and /predict p99 at 8 clients 31 ms where 10,000 gave
-# 27.5 (same run, docs/benchmarks.md).
-max_requests = _int_env("MAX_REQUESTS", default=10000)
+# as long for ~0.2 s, which is 3% of a 5 s run at full load: every 2,000
+# requests /predict p99 at 8 clients was 31 ms where 10,000 gave 27.5, and
+# 10,000 (a recycle every ~40 s per worker at full load) against 50,000, side
+# by side: p99 25.8 -> 24.1 ms and 21.8 -> 18.1 ms in two runs
+# (`python -m bench.compare_settings`, docs/benchmarks.md).
+max_requests = _int_env("MAX_REQUESTS", default=50000)
 max_requests_jitter = max_requests // 2
 
 # Headers are small for this API; refuse silly ones early.

@@ -271,8 +271,8 @@ def _config(**env):
 def test_settings_for_slow_clients_come_from_the_environment():
     defaults = json.loads(_config().stdout)
     assert defaults == {"worker_class": "app.buffering_worker.BufferingThreadWorker", "threads": 1,
-                        "keepalive": 5, "worker_connections": 1000, "max_requests": 10000,
-                        "max_requests_jitter": 5000}
+                        "keepalive": 5, "worker_connections": 1000, "max_requests": 50000,
+                        "max_requests_jitter": 25000}
     chosen = json.loads(_config(KEEPALIVE="2", MAX_CONNECTIONS="50", THREADS="2", MAX_REQUESTS="10").stdout)
     assert (chosen["keepalive"], chosen["worker_connections"], chosen["threads"]) == (2, 50, 2)
     assert (chosen["max_requests"], chosen["max_requests_jitter"]) == (10, 5)
