@@ -65,15 +65,15 @@ timeout = _int_env("TIMEOUT", default=30)
 graceful_timeout = 20
 
 # Recycle workers now and then (cheap with preload) to bound any slow leak
-# (none seen: `make soak` keeps a worker's RSS flat over 50,000 requests).
+# (none seen: a worker's RSS stayed flat through `make soak`'s 50,000 requests).
 # A recycled worker stops accepting until its replacement is forked; with a
 # jitter of 10% the two workers of the image, sharing the load evenly, were
 # recycled within a second of each other and nobody accepted for that time
 # (`make bench-attack`, docs/deployment.md). Half of max_requests spreads them,
 # and a worker due for recycling waits while another restarts
 # (app/worker_balance.py). Each recycle still leaves the others a queue twice
-# as long for ~0.2 s, which is 3% of a 5 s run at full load: every 2,000
-# requests /predict p99 at 8 clients was 31 ms where 10,000 gave 27.5, and
+# as long for ~0.2 s (at 8 clients, about a hundred requests wait twice as
+# long): every 2,000 requests /predict p99 at 8 clients was 31 ms where 10,000 gave 27.5, and
 # 10,000 (a recycle every ~40 s per worker at full load) against 50,000, side
 # by side: p99 25.8 -> 24.1 ms and 21.8 -> 18.1 ms in two runs
 # (`python -m bench.compare_settings`, docs/benchmarks.md).
