@@ -75,8 +75,8 @@ graceful_timeout = 20
 # as long for ~0.2 s (at 8 clients, about a hundred requests wait twice as
 # long): every 2,000 requests /predict p99 at 8 clients was 31 ms where 10,000 gave 27.5, and
 # 10,000 (a recycle every ~40 s per worker at full load) against 50,000, side
-# by side: p99 25.8 -> 24.1 ms and 21.8 -> 18.1 ms in two runs
-# (`python -m bench.compare_settings`, docs/benchmarks.md).
+# by side: p99 25.8 -> 24.1 ms and 21.8 -> 18.1 ms in two runs (docs/benchmarks.md;
+# `python -m bench.compare_settings` repeats it).
 max_requests = _int_env("MAX_REQUESTS", default=50000)
 max_requests_jitter = max_requests // 2
 
