@@ -50,9 +50,28 @@ def batch_chunks(n, size=CHUNK):
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def conv_chunk(xp, weight, bias, out):
+def single_channel_patches(xp, k, out_h, out_w):
+    """`im2col` of a one-channel batch (a network's first layer), built transposed.
+
+    With one channel a patch row is k*k scattered single floats, and the
+    strided copy moved them one at a time; built as k*k rows of whole image
+    rows instead and handed to the GEMM as its transpose, the copy runs over
+    contiguous runs (measured on the shipped CNN's first layer, one image:
+    39 against 63 us for the convolution). OpenBLAS packs either layout into
+    the same panels, so the products are the same to the bit (tested).
+    """
+    n, h, w, c = xp.shape
+    if c != 1 or not (out_h == h - k + 1 and out_w == w - k + 1 and k >= 1):
+        raise ValueError(f"single_channel_patches: {c} channels, a {k}x{k} window over {h}x{w} "
+                         f"for {out_h}x{out_w}")
+    s0, s1, s2, _ = xp.strides
+    windows = as_strided(xp, (k, k, n, out_h, out_w), (s1, s2, s0, s1, s2), writeable=False)
+    return np.ascontiguousarray(windows).reshape(k * k, n * out_h * out_w).T
+
+
+def conv_chunk(xp, weight, bias, out, patches=im2col):
     """Convolve a few padded images into `out` (n, out_h, out_w, filters)."""
-    cols = im2col(xp, weight.shape[0], out.shape[1], out.shape[2])
+    cols = patches(xp, weight.shape[0], out.shape[1], out.shape[2])
     y = out.reshape(-1, weight.shape[-1])
     np.matmul(cols, weight.reshape(-1, weight.shape[-1]), out=y)
     y += bias
@@ -66,8 +85,9 @@ def conv2d(x, weight, bias, padding):
     xp = pad_hw(x, padding)
     out = np.empty((n, conv_output_size(h, k, padding), conv_output_size(w, k, padding), weight.shape[-1]),
                    x.dtype)
+    patches = single_channel_patches if x.shape[-1] == 1 else im2col
     for s, e in batch_chunks(n):
-        conv_chunk(xp[s:e], weight, bias, out[s:e])
+        conv_chunk(xp[s:e], weight, bias, out[s:e], patches)
     return out
 
 

@@ -42,6 +42,37 @@ def test_im2col_refuses_an_output_size_the_window_cannot_give():
         ops.im2col(xp, 5, 10, 10)
 
 
+@pytest.mark.parametrize("shape,k", [((1, 32, 32, 1), 5), ((3, 9, 11, 1), 3), ((2, 5, 5, 1), 5),
+                                     ((9, 6, 7, 1), 1)])
+def test_single_channel_patches_are_the_im2col_matrix(shape, k):
+    xp = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+    out_h, out_w = shape[1] - k + 1, shape[2] - k + 1
+    np.testing.assert_array_equal(ops.single_channel_patches(xp, k, out_h, out_w),
+                                  reference_im2col(xp, k, out_h, out_w))
+
+
+def test_single_channel_patches_refuse_channels_and_sizes_they_cannot_give():
+    with pytest.raises(ValueError, match="2 channels"):
+        ops.single_channel_patches(np.zeros((1, 8, 8, 2), np.float32), 3, 6, 6)
+    with pytest.raises(ValueError, match="5x5 window over 10x10"):
+        ops.single_channel_patches(np.zeros((1, 10, 10, 1), np.float32), 5, 10, 10)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 8, 11])
+def test_a_first_layer_convolution_is_the_same_to_the_bit_through_either_patch_matrix(batch):
+    """conv2d takes one-channel input through single_channel_patches: the GEMM gets the
+    patch matrix transposed, and must still give the im2col path's exact floats."""
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
+    weight = load_model()._params["0.W"]
+    bias = rng.standard_normal(weight.shape[-1]).astype(np.float32)
+    xp = ops.pad_hw(x, 2)
+    want = np.empty((batch, 28, 28, weight.shape[-1]), np.float32)
+    for s, e in ops.batch_chunks(batch):
+        ops.conv_chunk(xp[s:e], weight, bias, want[s:e])  # im2col, as the trainer runs it
+    np.testing.assert_array_equal(ops.conv2d(x, weight, bias, 2), want)
+
+
 @pytest.mark.parametrize("shape,size", [((1, 28, 28, 32), 2), ((4, 14, 14, 64), 2), ((2, 9, 6, 3), 3),
                                         ((1, 4, 4, 2), 1), ((1, 8, 8, 1), 4)])
 def test_maxpool_equals_the_reduction_over_windows(shape, size):

@@ -2,19 +2,21 @@
 and give the same bits as the general code they skip."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from app import preprocess
 from tests.test_preprocess_equivalence import CASES, font_canvas
 
-SHORTCUTS = ("_uniform_ring_box", "_one_channel_ink")
+SHORTCUTS = ("_uniform_ring_box", "_one_channel_ink", "_spread_solid_ink")
 
 
 def without(shortcuts, work, image, monkeypatch):
     """`work(image)` with the named shortcuts declining every image, so the general code runs."""
     with monkeypatch.context() as patch:
         for name in shortcuts:
-            patch.setattr(preprocess, name, lambda *args: None)
+            patch.setattr(preprocess, name, lambda *args, **kwargs: None)
         return work(image.copy())
 
 
@@ -174,3 +176,67 @@ def test_kth_largest_is_the_kth_largest_positive_value_with_or_without_ties_at_t
         positive = np.sort(values[values > 0])[::-1]
         expected = float(positive[k_used - 1]) if positive.size >= k_used else 0.0
         assert preprocess._kth_largest(values, size, k) == expected
+
+
+def blocks_reach_the_floor(window):
+    """The blank check's second test, computed the long way: the 3x3 reduction's fourth largest."""
+    return preprocess._kth_largest(*preprocess._block_average(window), k=4) >= preprocess.CONTRAST_FLOOR / 2
+
+
+@st.composite
+def sparse_windows(draw):
+    """A window of an image (possibly the whole of it) holding a few solid pixels on
+    faint or empty ground: the shapes where the solid-ink shortcut is closest to wrong."""
+    height, width = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    top, left = draw(st.integers(0, 40)), draw(st.integers(0, 40))
+    shape = (top + height + draw(st.integers(0, 40)), left + width + draw(st.integers(0, 40)))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    ground = draw(st.sampled_from([0.0, 0.01, 0.05]))
+    ink = (rng.random((height, width)) * ground).astype(np.float32)
+    count = draw(st.integers(0, 8))
+    rows, cols = rng.integers(0, height, count), rng.integers(0, width, count)
+    ink[rows, cols] = np.float32(preprocess.SOLID_INK)  # the least a solid pixel may be
+    return preprocess.InkWindow(ink, shape, top, left)
+
+
+@settings(max_examples=400, deadline=None)
+@given(sparse_windows())
+def test_solid_ink_spread_over_four_blocks_always_passes_the_block_check(window):
+    """The shortcut only ever says yes where the reduction it skips says yes too."""
+    if preprocess._spread_solid_ink(window.ink, wanted=4):
+        assert blocks_reach_the_floor(window)
+
+
+@pytest.mark.parametrize("side", [6, 8, 13, 14, 16, 280])
+def test_four_lone_solid_pixels_four_rows_apart_are_four_blocks_over_the_floor(side):
+    """The tightest case the shortcut accepts: nothing but four pixels at SOLID_INK, rows
+    BLOCK_SPAN apart (side 8 reduces by 4, the largest blocks there are)."""
+    ink = np.zeros((max(side, 13), side), np.float32)
+    for i in range(4):
+        ink[i * preprocess.BLOCK_SPAN, 0] = preprocess.SOLID_INK
+    window = preprocess.InkWindow(ink, ink.shape)
+    assert preprocess._spread_solid_ink(ink, wanted=4)
+    reduced, _ = preprocess._block_average(window)
+    assert np.sort(reduced.ravel())[-4] > preprocess.CONTRAST_FLOOR / 2
+
+
+def test_solid_ink_in_fewer_blocks_or_below_the_level_is_left_to_the_reduction():
+    ink = np.zeros((40, 40), np.float32)
+    ink[10:13, 10:13] = 1.0  # one 3x3 blot: rows and columns within BLOCK_SPAN
+    assert not preprocess._spread_solid_ink(ink, wanted=4)
+    ink[:, 20] = preprocess.SOLID_INK - 1e-3  # a long line just under the level
+    assert not preprocess._spread_solid_ink(ink, wanted=4)
+    ink[::9, 30] = 1.0  # five pixels in one column, nine rows apart
+    assert preprocess._spread_solid_ink(ink, wanted=4)
+    assert not preprocess._spread_solid_ink(ink, wanted=6)
+
+
+@pytest.mark.parametrize("ink", ["transparent", "black", "white"])
+@pytest.mark.parametrize("digit,variant", [(7, "default"), (1, "thin"), (0, "thick"), (5, "small")])
+def test_a_drawn_digit_passes_the_block_check_without_the_reduction(digit, variant, ink, monkeypatch):
+    canvas = font_canvas(digit, variant, ink, seed=digit)
+    reductions = spy(monkeypatch, "_block_average")
+    fast = preprocess.preprocess(canvas.copy())
+    assert reductions == []
+    slow = without(["_spread_solid_ink"], preprocess.preprocess, canvas, monkeypatch)
+    np.testing.assert_array_equal(fast, slow)
