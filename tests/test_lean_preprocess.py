@@ -240,3 +240,15 @@ def test_a_drawn_digit_passes_the_block_check_without_the_reduction(digit, varia
     assert reductions == []
     slow = without(["_spread_solid_ink"], preprocess.preprocess, canvas, monkeypatch)
     np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("blots,holds", [(4, True), (3, False)])
+def test_faint_ink_is_judged_by_the_fourth_largest_block(blots, holds):
+    """Ink below SOLID_INK says nothing by itself: the reduction decides, and it wants four
+    blocks at CONTRAST_FLOOR / 2 (a 60x60 image has 400 blocks, so k stays 4)."""
+    ink = np.zeros((60, 60), np.float32)
+    for i in range(blots):
+        ink[3 + 15 * i:6 + 15 * i, 30:33] = 0.5  # one whole 3x3 block each
+    window = preprocess.InkWindow(ink, ink.shape)
+    assert not preprocess._spread_solid_ink(ink, wanted=4)
+    assert preprocess._blocks_hold_ink(window) is holds
