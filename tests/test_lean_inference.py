@@ -56,6 +56,23 @@ def test_single_channel_patches_refuse_channels_and_sizes_they_cannot_give():
         ops.single_channel_patches(np.zeros((1, 8, 8, 2), np.float32), 3, 6, 6)
     with pytest.raises(ValueError, match="5x5 window over 10x10"):
         ops.single_channel_patches(np.zeros((1, 10, 10, 1), np.float32), 5, 10, 10)
+    with pytest.raises(ValueError, match="for 6x10"):  # one side right is not enough
+        ops.single_channel_patches(np.zeros((1, 10, 10, 1), np.float32), 5, 6, 10)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv2d_of_a_wide_image_is_the_sum_over_its_windows(channels):
+    """Height and width differ, so neither patch builder can swap them unnoticed."""
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, 7, 10, channels)).astype(np.float32)
+    weight = rng.standard_normal((3, 3, channels, 4)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = np.empty((2, 7, 10, 4), np.float64)
+    for i in range(7):
+        for j in range(10):
+            want[:, i, j] = np.einsum("nabc,abcf->nf", xp[:, i:i + 3, j:j + 3].astype(np.float64), weight) + bias
+    np.testing.assert_allclose(ops.conv2d(x, weight, bias, 1), want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch", [1, 2, 8, 11])
