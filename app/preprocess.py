@@ -215,20 +215,20 @@ def _uniform_ring_box(rgba):
     Pillow finds the box of the pixels that differ from the ring's colour in
     C (on the image itself when that colour is (0, 0, 0, 0), on its inverse
     when it is opaque white, else on its difference from a plain image of
-    it), so only the window is copied into
-    NumPy: the same window as _ink_window's search of a uniform ring, whose
-    whole-canvas copy and row and column scans cost 95 us on a 280x280
-    canvas (measured: 10 us here for a transparent canvas, 45-55 us for the
-    page's white one). The box is within the ring's inner edge exactly when
-    every ring pixel has that colour.
+    it), so only the window is copied into NumPy: the same window as
+    _ink_window's search of a uniform ring, whose whole-canvas copy and row
+    and column scans cost 95 us on a 280x280 canvas (measured here: 10 us for
+    a transparent canvas, 22 us for the page's white one, 45-55 us for any
+    other colour). The box is within the ring's inner edge exactly when every
+    ring pixel has that colour.
     """
     width, height = rgba.size
     band = _border_band((height, width))
     colour = rgba.getpixel((0, 0))
     if colour == (0, 0, 0, 0):
         differs = rgba
-    elif colour == (255, 255, 255, 255):  # the page's white: every band's 255 - v is zero where v is
-        differs = ImageChops.invert(rgba)  # (measured: 22 against 41 us for the difference)
+    elif colour == (255, 255, 255, 255):  # the page's white: 255 - v is zero in every band where v is
+        differs = ImageChops.invert(rgba)
     else:
         differs = ImageChops.difference(rgba, Image.new("RGBA", rgba.size, colour))
     try:
