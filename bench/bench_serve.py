@@ -7,7 +7,9 @@ and bench.bare_app as the yardstick), then drives each with wrk (Debian's
 /usr/bin/wrk; a Lua script POSTs a 280x280 canvas PNG, drawn on a transparent
 canvas or, with --canvas page, on the white the page fills) or, without wrk, with
 bench.loadclient. Runs are interleaved (every target and route at one client
-count, then the next) so drift in the shared machine's load hits all alike;
+count, then the next) so drift in the shared machine's load hits all alike,
+and each repeat starts both servers afresh, because one server instance can
+run a few percent faster or slower than another for its whole life;
 the table shows medians over the repeats and the ratios that matter:
 /predict against /healthz (what inference costs over plain HTTP), the app
 against the bare route (what our middleware costs), and the app's /predict
@@ -109,6 +111,27 @@ def check_equivalent(app_port, bare_port, png):
         raise RuntimeError(f"app and bare route disagree ({digits}); the comparison would be meaningless")
 
 
+# Requests per route and worker before a fresh server is measured: the first
+# ones in a process pay one-off costs (imports on first use, BLAS buffers).
+WARM_UP_REQUESTS = 20
+
+
+def warm_up(port, routes, png):
+    """A few unmeasured requests of each route, each on a new connection so that
+    every worker gets some."""
+    for route in routes:
+        for _ in range(WARM_UP_REQUESTS):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                if route == "healthz":
+                    conn.request("GET", "/healthz")
+                else:
+                    conn.request("POST", f"/{route}", body=png, headers={"Content-Type": "image/png"})
+                conn.getresponse().read()
+            finally:
+                conn.close()
+
+
 def median_row(runs):
     return {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "cpu_ms")} | {
         "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
@@ -183,13 +206,18 @@ def main(argv=None):
           f"{' gunicorn args: ' + ' '.join(args.gunicorn_arg) if args.gunicorn_arg else ''}")
 
     runs = {}
-    with Gunicorn(workers=args.workers, extra_args=args.gunicorn_arg) as app_server, \
-            Gunicorn("bench.bare_app:create_bare_app()", workers=args.workers,
-                     extra_args=args.gunicorn_arg) as bare_server:
-        check_equivalent(app_server.port, bare_server.port, png)
-        servers = {"app": app_server, "bare": bare_server}
-        started = time.monotonic()
-        for repeat in range(args.repeats):
+    started = time.monotonic()
+    for repeat in range(args.repeats):
+        # A fresh pair of servers each repeat: identical servers started one after
+        # another differ by up to ~5% in CPU per /predict for as long as they live
+        # (docs/benchmarks.md, sixth pass), so the medians pool over instances.
+        with Gunicorn(workers=args.workers, extra_args=args.gunicorn_arg) as app_server, \
+                Gunicorn("bench.bare_app:create_bare_app()", workers=args.workers,
+                         extra_args=args.gunicorn_arg) as bare_server:
+            check_equivalent(app_server.port, bare_server.port, png)
+            servers = {"app": app_server, "bare": bare_server}
+            for target, server in servers.items():
+                warm_up(server.port, ROUTES[target], png)
             for clients in clients_list:
                 for target, server in servers.items():
                     for route in ROUTES[target]:
@@ -200,7 +228,7 @@ def main(argv=None):
                             run = python_run(server.port, route, png, clients, args.duration)
                         run["cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / max(1, run["requests"])
                         runs.setdefault((target, route, clients), []).append(run)
-            print(f"  repeat {repeat + 1}/{args.repeats} done ({time.monotonic() - started:.0f}s)", flush=True)
+        print(f"  repeat {repeat + 1}/{args.repeats} done ({time.monotonic() - started:.0f}s)", flush=True)
 
     rows = {key: median_row(value)
             for key, value in sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))}

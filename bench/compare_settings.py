@@ -10,8 +10,10 @@ value, so derived settings such as the recycling jitter follow), and each round 
 every server in turn, in a rotated order: a few seconds of /healthz at 8
 clients (the traffic bench-serve sends between /predict runs, which counts
 toward max_requests too), then `--duration` seconds of /predict of the
-transparent canvas PNG. The table gives medians over rounds and how many
-times each server recycled a worker (from its log).
+transparent canvas PNG. The table gives medians over rounds of req/s, latency
+and the server's CPU per /predict (master and workers, from /proc: what the
+machine's load distorts least), and how many times each server recycled a
+worker (from its log).
 """
 import argparse
 import contextlib
@@ -54,17 +56,21 @@ def main(argv=None):
             order = order[1:] + order[:1]
             for value in order:
                 wrk_run(servers[value].port, healthz, CLIENTS, HEALTHZ_SECONDS)
-                runs[value].append(wrk_run(servers[value].port, predict, CLIENTS, args.duration))
+                cpu_before = servers[value].cpu_seconds()
+                run = wrk_run(servers[value].port, predict, CLIENTS, args.duration)
+                run["cpu_ms"] = (servers[value].cpu_seconds() - cpu_before) * 1000 / max(run["requests"], 1)
+                runs[value].append(run)
             print(f"  round {done + 1}/{args.rounds}", flush=True)
         recycles = {value: server.output().count("Autorestarting worker") for value, server in servers.items()}
 
     print(f"\n{args.env}: /predict at {CLIENTS} clients, medians of {args.rounds} rounds")
-    print(f"{'value':>12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'recycles':>9}")
+    print(f"{'value':>12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'recycles':>9}")
     for value in values:
         rows = runs[value]
         print(f"{value:>12} {statistics.median(r['rps'] for r in rows):>8.1f} "
               f"{statistics.median(r['p50_ms'] for r in rows):>8.2f} "
-              f"{statistics.median(r['p99_ms'] for r in rows):>8.2f} {recycles[value]:>9}")
+              f"{statistics.median(r['p99_ms'] for r in rows):>8.2f} "
+              f"{statistics.median(r['cpu_ms'] for r in rows):>11.3f} {recycles[value]:>9}")
     failed = sum(r["non_2xx"] + r["socket_errors"] for rows in runs.values() for r in rows)
     return 1 if failed else 0
 
