@@ -111,8 +111,8 @@ def check_equivalent(app_port, bare_port, png):
         raise RuntimeError(f"app and bare route disagree ({digits}); the comparison would be meaningless")
 
 
-# Requests per route and worker before a fresh server is measured: the first
-# ones in a process pay one-off costs (imports on first use, BLAS buffers).
+# Requests per route before a fresh server is measured: the first ones in a
+# worker pay one-off costs (imports on first use, BLAS buffers).
 WARM_UP_REQUESTS = 20
 
 

@@ -42,6 +42,9 @@ def main(argv=None):
         parser.error("wrk not found (apt-get install wrk)")
     if not 1 <= args.rounds <= 50 or not 1 <= args.duration <= 60 or not 1 <= len(values) <= 4:
         parser.error("bounded benchmark: 1-50 rounds, 1-60 s, 1-4 values")
+    if len(set(values)) != len(values):
+        parser.error("the values must differ: one server each (to compare identical servers, "
+                     "give an unused variable distinct values)")
 
     scratch = tempfile.TemporaryDirectory(prefix="bench-settings-")
     body = Path(scratch.name) / "canvas.png"
