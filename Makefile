@@ -48,7 +48,7 @@ help:
 	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
 	@echo "make zoo-eval     judge the shipped zoo files and the CNN again (no training) and print the table"
 	@echo "make bench-predict in-process CPU per /predict and per stage, beside BASELINE=<git rev> when given"
-	@echo "make bench-settings /predict p50/p99/req/s for several values of one server setting, side by side (ARGS=--env MAX_REQUESTS --values 10000,50000)"
+	@echo "make bench-settings /predict req/s, p50/p99 and server CPU for several values of one server setting, side by side (ARGS=--env MAX_REQUESTS --values 10000,50000)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

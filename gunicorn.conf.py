@@ -73,10 +73,11 @@ graceful_timeout = 20
 # and a worker due for recycling waits while another restarts
 # (app/worker_balance.py). Each recycle still leaves the others a queue twice
 # as long for ~0.2 s (at 8 clients, about a hundred requests wait twice as
-# long): every 2,000 requests /predict p99 at 8 clients was 31 ms where 10,000 gave 27.5, and
-# 10,000 (a recycle every ~40 s per worker at full load) against 50,000, side
-# by side: p99 25.8 -> 24.1 ms and 21.8 -> 18.1 ms in two runs (docs/benchmarks.md;
-# `python -m bench.compare_settings` repeats it).
+# long): every 2,000 requests /predict p99 at 8 clients was 31 ms where 10,000 gave 27.5.
+# 10,000 meant a recycle every ~40 s per worker at full load, 12 in one side-by-side
+# run against 2 with 50,000; the p99 medians of those runs (25.8 -> 24.1, 21.8 -> 18.1 ms)
+# are within what two instances of one server differ by, so the case is the recycles
+# themselves (docs/benchmarks.md, fourth and sixth passes; `python -m bench.compare_settings`).
 max_requests = _int_env("MAX_REQUESTS", default=50000)
 max_requests_jitter = max_requests // 2
 

@@ -82,6 +82,15 @@ def wrk_run(port, script, clients, duration_s):
             "requests": int(requests), "non_2xx": int(non2xx), "socket_errors": int(socket_errors)}
 
 
+def with_server_cpu(server, load, *args):
+    """Run `load(*args)` against `server` and add the server's CPU ms per request
+    (master and workers, from /proc) to its result as "cpu_ms"."""
+    cpu_before = server.cpu_seconds()
+    run = load(*args)
+    run["cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / max(1, run["requests"])
+    return run
+
+
 def python_run(port, route, png, clients, duration_s):
     if route == "predict":
         case = payloads.predict_png_case(png)
@@ -221,12 +230,12 @@ def main(argv=None):
             for clients in clients_list:
                 for target, server in servers.items():
                     for route in ROUTES[target]:
-                        cpu_before = server.cpu_seconds()
                         if args.client == "wrk":
-                            run = wrk_run(server.port, scripts[route], clients, args.duration)
+                            run = with_server_cpu(server, wrk_run, server.port, scripts[route], clients,
+                                                  args.duration)
                         else:
-                            run = python_run(server.port, route, png, clients, args.duration)
-                        run["cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / max(1, run["requests"])
+                            run = with_server_cpu(server, python_run, server.port, route, png, clients,
+                                                  args.duration)
                         runs.setdefault((target, route, clients), []).append(run)
         print(f"  repeat {repeat + 1}/{args.repeats} done ({time.monotonic() - started:.0f}s)", flush=True)
 

@@ -1,4 +1,4 @@
-"""One server setting, several values, served side by side: /predict p50, p99 and req/s.
+"""One server setting, several values, served side by side: /predict req/s, p50, p99 and CPU.
 
     python -m bench.compare_settings --env MAX_REQUESTS --values 10000,50000 [--rounds 12]
 
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from . import payloads
-from .bench_serve import WRK, lua_script, wrk_run
+from .bench_serve import WRK, lua_script, with_server_cpu, wrk_run
 from .servers import Gunicorn
 
 HEALTHZ_SECONDS = 3
@@ -59,10 +59,8 @@ def main(argv=None):
             order = order[1:] + order[:1]
             for value in order:
                 wrk_run(servers[value].port, healthz, CLIENTS, HEALTHZ_SECONDS)
-                cpu_before = servers[value].cpu_seconds()
-                run = wrk_run(servers[value].port, predict, CLIENTS, args.duration)
-                run["cpu_ms"] = (servers[value].cpu_seconds() - cpu_before) * 1000 / max(run["requests"], 1)
-                runs[value].append(run)
+                runs[value].append(with_server_cpu(servers[value], wrk_run, servers[value].port, predict,
+                                                   CLIENTS, args.duration))
             print(f"  round {done + 1}/{args.rounds}", flush=True)
         recycles = {value: server.output().count("Autorestarting worker") for value, server in servers.items()}
 
