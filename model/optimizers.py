@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from .parallel import map_slices
+
 
 class SGD:
     def __init__(self, params, lr=0.05, momentum=0.9, weight_decay=0.0, nesterov=True):
@@ -39,13 +41,23 @@ class Adam:
         c2 = 1.0 - self.b2 ** self.t
         step_size = np.float32(self.lr * math.sqrt(c2) / c1)
         for (p, g, decay), m, v in zip(self.params, self.m, self.v):
-            m *= self.b1
-            m += np.float32(1 - self.b1) * g
-            v *= self.b2
-            v += np.float32(1 - self.b2) * (g * g)
-            if decay and self.weight_decay:
-                p *= np.float32(1.0 - self.lr * self.weight_decay)
-            p -= step_size * m / (np.sqrt(v) + np.float32(self.eps))
+            flat = [a.reshape(-1) for a in (p, g, m, v)]  # views: updated in place
+
+            def run(chunk, p=flat[0], g=flat[1], m=flat[2], v=flat[3], decay=decay):
+                s, e = chunk
+                self._update(p[s:e], g[s:e], m[s:e], v[s:e], decay, step_size)
+
+            map_slices(run, p.size, p.size)
+
+    def _update(self, p, g, m, v, decay, step_size):
+        """One slice of the update (the pool runs slices of a big tensor side by side)."""
+        m *= self.b1
+        m += np.float32(1 - self.b1) * g
+        v *= self.b2
+        v += np.float32(1 - self.b2) * (g * g)
+        if decay and self.weight_decay:
+            p *= np.float32(1.0 - self.lr * self.weight_decay)
+        p -= step_size * m / (np.sqrt(v) + np.float32(self.eps))
 
 
 def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, final_fraction=0.01):

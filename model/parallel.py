@@ -66,3 +66,28 @@ def map_chunks(fn, chunks):
     if WORKERS == 1 or len(chunks) == 1:
         return [fn(c) for c in chunks]
     return list(_executor().map(fn, chunks))
+
+
+def in_background(fn, *args, **kwargs):
+    """Start fn(*args, **kwargs) on the pool; returns a function that waits for its
+    result. Lets a single-threaded NumPy call (a big reduction) overlap with the
+    chunks mapped after it. Runs inline when there is one worker."""
+    executor = _executor()
+    if executor is None:
+        result = fn(*args, **kwargs)
+        return lambda: result
+    return executor.submit(fn, *args, **kwargs).result
+
+
+# Below this many elements an elementwise pass runs on the calling thread:
+# handing a small one (a dense layer's 128x128) to the pool costs more than it saves.
+SPLIT_ELEMENTS_MIN = 1 << 17
+
+
+def map_slices(fn, n, size):
+    """fn over one contiguous slice of range(n) per pool thread, for elementwise
+    work on `size` elements (NumPy runs it on one thread); inline when small."""
+    if size < SPLIT_ELEMENTS_MIN:
+        fn((0, n))
+        return
+    map_chunks(fn, worker_slices(n))
