@@ -4,6 +4,7 @@ Weight decay is decoupled (AdamW style): it shrinks weights directly instead of
 being folded into the gradient, so Adam's per-parameter scaling does not weaken it.
 Biases are not decayed.
 """
+import functools
 import math
 
 import numpy as np
@@ -31,6 +32,8 @@ class Adam:
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params, self.lr, self.eps, self.weight_decay = params, lr, eps, weight_decay
         self.b1, self.b2 = betas
+        if not all(a.flags.c_contiguous for p, g, _ in params for a in (p, g)):
+            raise ValueError("Adam updates parameters through flat views: they must be C-contiguous")
         self.m = [np.zeros_like(p) for p, _, _ in params]
         self.v = [np.zeros_like(p) for p, _, _ in params]
         self.t = 0
@@ -41,16 +44,15 @@ class Adam:
         c2 = 1.0 - self.b2 ** self.t
         step_size = np.float32(self.lr * math.sqrt(c2) / c1)
         for (p, g, decay), m, v in zip(self.params, self.m, self.v):
-            flat = [a.reshape(-1) for a in (p, g, m, v)]  # views: updated in place
+            flat = [a.reshape(-1) for a in (p, g, m, v)]  # views (all C-contiguous): updated in place
+            map_slices(functools.partial(self._update_slice, flat, decay, step_size), p.size, p.size)
 
-            def run(chunk, p=flat[0], g=flat[1], m=flat[2], v=flat[3], decay=decay):
-                s, e = chunk
-                self._update(p[s:e], g[s:e], m[s:e], v[s:e], decay, step_size)
-
-            map_slices(run, p.size, p.size)
-
-    def _update(self, p, g, m, v, decay, step_size):
-        """One slice of the update (the pool runs slices of a big tensor side by side)."""
+    def _update_slice(self, arrays, decay, step_size, chunk):
+        """The update of elements chunk = (start, end) of one tensor: elementwise,
+        so the pool's threads update slices of a big tensor side by side (NumPy
+        would run it on one core: 1.2 ms of a CNN step at batch 128)."""
+        s, e = chunk
+        p, g, m, v = (a[s:e] for a in arrays)
         m *= self.b1
         m += np.float32(1 - self.b1) * g
         v *= self.b2

@@ -165,3 +165,10 @@ def test_map_slices_covers_the_range_once_and_stays_inline_when_small(split_call
     covered = sorted(i for s, e in seen for i in range(s, e))
     assert covered == list(range(10))
     assert len(seen) == min(parallel.WORKERS, 10)
+
+
+def test_adam_refuses_a_parameter_it_could_not_update_in_place():
+    """A non-contiguous array's flat view would be a copy: the update would be lost."""
+    weights = np.zeros((4, 6), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        Adam([(weights, np.zeros_like(weights), True)])
