@@ -123,10 +123,10 @@ fuzz-long: venv
 MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance
-TESTS_model.optimizers := tests/test_optimizers.py
+TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
-	tests/test_archspec.py
+	tests/test_archspec.py tests/test_threaded_training.py
 TESTS_model.modelfile  := tests/test_modelfile.py tests/test_architecture.py
 TESTS_model.inference  := tests/test_inference.py tests/test_modelfile.py tests/test_lean_inference.py \
 	tests/test_archspec.py::test_inference_runs_sigmoid_and_tanh_like_the_trainer \
