@@ -113,10 +113,6 @@ def maxpool(x, size):
     return out
 
 
-def relu(x):
-    return np.maximum(x, 0, out=np.empty_like(x))
-
-
 def sigmoid(x):
     """Logistic function written as 0.5 * (1 + tanh(x / 2)): the same value, but
     no exp that overflows for large negative inputs (float32 exp(89) is inf)."""
