@@ -92,10 +92,11 @@ class Conv2D(Layer):
     # Images per patch matrix of the input gradient. Its rows are k*k*filters
     # wide (1600 floats for the shipped CNN's second layer: 1.25 MB per image),
     # so 8 images made a 10 MB matrix that left the cache before its GEMM read
-    # it. Measured at batch 128 on 2 cores, median CNN step with 8, 4, 2, 1
-    # images: 88.7, 86.4, 81.1, 77.9 ms. Each row of dx is its own dot
-    # products, so any chunking gives the same bits; CHUNK, which sets the
-    # order of the weight gradient's sums, stays as it was: same weights.
+    # it. Measured at batch 128 on 2 cores, median CNN step over interleaved
+    # runs with 8, 4, 2, 1 images: 86-89, 86, 81-85, 76-78 ms. Each row of
+    # dx is its own dot products, so any chunking gives the same bits; CHUNK,
+    # which sets the order of the weight gradient's sums, stays as it was:
+    # same weights.
     INPUT_GRAD_CHUNK = 1
 
     def __init__(self, c_in, filters, kernel, padding, rng, needs_input_grad=True):
