@@ -6,7 +6,7 @@ its parameters in `params` and fills `grads` with the same keys.
 import numpy as np
 
 from . import ops
-from .parallel import in_background, map_chunks, map_slices, worker_slices
+from .parallel import in_background, map_chunks, map_slices
 
 DTYPE = np.float32
 
@@ -63,10 +63,6 @@ def _split_matmul(a, b, out, by_rows):
     step at batch 128). Each element is still one dot product over the whole
     inner dimension, so the result is the same to the bit as one GEMM.
     """
-    if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MATMUL_MIN:
-        np.matmul(a, b, out=out)
-        return
-
     def run(chunk):
         s, e = chunk
         if by_rows:
@@ -74,7 +70,8 @@ def _split_matmul(a, b, out, by_rows):
         else:
             np.matmul(a, b[:, s:e], out=out[:, s:e])
 
-    map_chunks(run, worker_slices(out.shape[0] if by_rows else out.shape[1]))
+    map_slices(run, out.shape[0] if by_rows else out.shape[1], a.shape[0] * a.shape[1] * b.shape[1],
+               minimum=SPLIT_MATMUL_MIN)
 
 
 class Conv2D(Layer):
@@ -194,7 +191,7 @@ class MaxPool2D(Layer):
             _window_max(windows[a:b], out=y[a:b])
             np.equal(windows[a:b], y[a:b, :, None, :, None, :], out=self.mask[a:b])
 
-        map_chunks(run, worker_slices(n))
+        map_slices(run, n, x.size)
         return y
 
     def backward(self, dy):
@@ -206,7 +203,7 @@ class MaxPool2D(Layer):
             a, b = chunk
             np.multiply(self.mask[a:b], dy[a:b, :, None, :, None, :], out=dx[a:b])
 
-        map_chunks(run, worker_slices(n))
+        map_slices(run, n, dx.size)
         return dx.reshape(n, h2 * s, w2 * s, c)
 
 

@@ -84,10 +84,11 @@ def in_background(fn, *args, **kwargs):
 SPLIT_ELEMENTS_MIN = 1 << 17
 
 
-def map_slices(fn, n, size):
-    """fn over one contiguous slice of range(n) per pool thread, for elementwise
-    work on `size` elements (NumPy runs it on one thread); inline when small."""
-    if size < SPLIT_ELEMENTS_MIN:
+def map_slices(fn, n, size, minimum=SPLIT_ELEMENTS_MIN):
+    """fn over one contiguous slice of range(n) per pool thread, for work of
+    `size` units (elements, or a product's multiply-adds) that NumPy would run
+    on one thread; fn((0, n)) on the calling thread when size < minimum."""
+    if size < minimum:
         fn((0, n))
         return
     map_chunks(fn, worker_slices(n))
