@@ -105,16 +105,28 @@ def python_run(port, route, png, clients, duration_s):
             "socket_errors": sum(result.transport_errors.values())}
 
 
+def one_request(port, route, png):
+    """(status, body) of one request of `route` on a new connection: GET /healthz,
+    else the PNG POSTed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        if route == "healthz":
+            conn.request("GET", "/healthz")
+        else:
+            conn.request("POST", f"/{route}", body=png, headers={"Content-Type": "image/png"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def check_equivalent(app_port, bare_port, png):
     """The yardstick must do the same work: both answer 200 with the same digit."""
     digits = []
     for port in (app_port, bare_port):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", "/predict", body=png, headers={"Content-Type": "image/png"})
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"port {port}: /predict answered {response.status}: {body[:300]!r}")
+        status, body = one_request(port, "predict", png)
+        if status != 200:
+            raise RuntimeError(f"port {port}: /predict answered {status}: {body[:300]!r}")
         digits.append(json.loads(body)["digit"])
     if digits[0] != digits[1]:
         raise RuntimeError(f"app and bare route disagree ({digits}); the comparison would be meaningless")
@@ -130,15 +142,7 @@ def warm_up(port, routes, png):
     every worker gets some."""
     for route in routes:
         for _ in range(WARM_UP_REQUESTS):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            try:
-                if route == "healthz":
-                    conn.request("GET", "/healthz")
-                else:
-                    conn.request("POST", f"/{route}", body=png, headers={"Content-Type": "image/png"})
-                conn.getresponse().read()
-            finally:
-                conn.close()
+            one_request(port, route, png)
 
 
 def median_row(runs):
