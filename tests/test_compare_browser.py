@@ -156,7 +156,10 @@ def test_compare_keeps_up_with_clear_corrections_number_mode_and_switching_off(
     expect_cards(page, "7", "3")
 
     asked.clear()
-    with page.expect_response(lambda r: r.url.endswith("/predict?model=always3"), timeout=ANSWER_TIMEOUT_MS):
+    # Both answers to the stroke must be back before Undo: a late main answer would
+    # satisfy the Undo's wait below before Undo's own requests had gone out.
+    with page.expect_response(lambda r: r.url.endswith("/predict?model=always3"), timeout=ANSWER_TIMEOUT_MS), \
+            page.expect_response(lambda r: r.url.endswith("/predict"), timeout=ANSWER_TIMEOUT_MS):
         draw_on_pad(page, [[(0.35, 0.55), (0.75, 0.55)]])  # a second stroke: a crossed 7
     with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=ANSWER_TIMEOUT_MS) as undone:
         page.locator("#undo").click()  # Undo asks every model about what is left
