@@ -122,7 +122,7 @@ fuzz-long: venv
 # One core module at a time, each against its own fast tests (tests/mutation_selection.py).
 MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
-	app.preprocess app.api app.payload app.imaging app.worker_balance
+	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -140,6 +140,8 @@ TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_re
 TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_refusals.py
 TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py
 TESTS_app.worker_balance := tests/test_worker_balance.py
+TESTS_model.parallel   := tests/test_parallel.py tests/test_threaded_training.py
+TESTS_app.segment      := tests/test_numbers.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

@@ -1,0 +1,270 @@
+"""app/segment.py piece by piece, on hand-built ink, boxes and scores: what each rule
+decides, exactly (tests/test_numbers.py reads drawn numbers end to end)."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import segment
+from app.preprocess import BlankImageError
+from app.segment import Group
+
+
+def box(left, top, right, bottom, labels=(1,)):
+    return Group(labels=labels, box=(left, top, right, bottom))
+
+
+def ink_with(*rects, shape=(60, 120)):
+    """Float ink 1.0 inside each (left, top, right, bottom) rectangle."""
+    ink = np.zeros(shape, np.float32)
+    for left, top, right, bottom in rects:
+        ink[top:bottom, left:right] = 1.0
+    return ink
+
+
+# ---------------------------------------------------------------- geometry
+
+def test_shared_columns_is_the_overlap_over_the_narrower_width():
+    wide, narrow = box(0, 0, 40, 10), box(30, 0, 50, 10)
+    assert segment.shared_columns(wide, narrow) == 10 / 20
+    assert segment.shared_columns(narrow, wide) == 10 / 20
+    assert segment.shared_columns(box(0, 0, 10, 5), box(20, 0, 30, 5)) == 0.0   # apart: not negative
+    assert segment.shared_columns(box(0, 0, 10, 5), box(3, 0, 3, 5)) == 0.0     # zero width: no division by 0
+    assert segment.shared_columns(box(0, 0, 10, 5), box(2, 0, 6, 5)) == 1.0
+
+
+def test_join_unites_labels_and_boxes():
+    joined = segment.join(box(5, 10, 20, 30, labels=(2,)), box(0, 20, 12, 40, labels=(1, 3)))
+    assert joined.labels == (2, 1, 3)
+    assert joined.box == (0, 10, 20, 40)
+    assert (joined.width, joined.height) == (20, 30)
+    assert segment.center_x(joined) == 10.0
+
+
+def test_line_height_is_the_median_of_the_tall_pieces():
+    pieces = [box(0, 0, 5, 100), box(0, 0, 5, 60), box(0, 0, 5, 80), box(0, 0, 5, 49), box(0, 0, 5, 10)]
+    assert segment.line_height(pieces) == 80.0   # 49 and 10 are below half of 100
+    assert segment.line_height([box(0, 0, 5, 50), box(0, 0, 5, 100)]) == 75.0   # exactly half counts
+
+
+def test_image_box_scales_to_image_pixels_and_stays_inside():
+    assert segment.image_box((10, 4, 30, 20), 2.5, (100, 60)) == [25, 10, 75, 50]
+    assert segment.image_box((10, 4, 50, 30), 2.5, (100, 60)) == [25, 10, 100, 60]
+
+
+@pytest.mark.parametrize("orientation,size", [(None, (30, 20)), (1, (30, 20)), (3, (30, 20)),
+                                              (5, (20, 30)), (6, (20, 30)), (7, (20, 30)), (8, (20, 30))])
+def test_upright_size_follows_the_exif_rotation(orientation, size):
+    image = Image.new("L", (30, 20))
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", exif=exif)
+        image = Image.open(io.BytesIO(buffer.getvalue()))
+    assert segment.upright_size(image) == size
+
+
+def test_upright_size_ignores_a_broken_exif_block():
+    class BrokenExif:
+        size = (30, 20)
+
+        def getexif(self):
+            raise SyntaxError("not a TIFF header")
+
+    assert segment.upright_size(BrokenExif()) == (30, 20)
+
+
+# ---------------------------------------------------------------- pieces
+
+def test_find_pieces_labels_diagonal_neighbours_as_one_piece_left_to_right_boxes():
+    ink = ink_with((60, 10, 70, 40), (10, 10, 20, 40))
+    ink[40, 20] = 1.0   # touches (39, 19) only by a corner: the same piece
+    labels, pieces = segment.find_pieces(ink)
+    boxes = sorted(p.box for p in pieces)
+    assert boxes == [(10, 10, 21, 41), (60, 10, 70, 40)]
+    assert sorted(p.labels for p in pieces) == [(1,), (2,)]
+    for piece in pieces:
+        left, top, right, bottom = piece.box
+        assert (labels[top:bottom, left:right] == piece.labels[0]).sum() == (ink[top:bottom, left:right] > 0).sum()
+    assert labels.dtype == np.int32 and set(np.unique(labels)) == {0, 1, 2}
+
+
+def test_find_pieces_drops_specks_below_a_hundredth_of_the_largest_ink():
+    ink = ink_with((10, 10, 30, 30))            # 400 units of ink
+    ink[50, 100] = 4.0                          # exactly 1%: kept
+    ink[50, 5] = 3.9                            # below: dropped, and its pixel unlabelled
+    labels, pieces = segment.find_pieces(ink)
+    assert sorted(p.box for p in pieces) == [(10, 10, 30, 30), (100, 50, 101, 51)]
+    assert labels[50, 5] == 0 and labels[50, 100] > 0
+
+
+def test_find_pieces_refuses_blank_ink_and_too_many_marks():
+    with pytest.raises(BlankImageError):
+        segment.find_pieces(np.zeros((20, 20), np.float32))
+    grid = np.zeros((60, 4 * (segment.MAX_PIECES + 1)), np.float32)
+    grid[10, ::4] = 1.0
+    with pytest.raises(segment.TooManyDigits, match=f"{segment.MAX_PIECES + 1} separate marks"):
+        segment.find_pieces(grid)
+    grid[10, -4] = 0.0
+    assert len(segment.find_pieces(grid)[1]) == segment.MAX_PIECES
+
+
+# ---------------------------------------------------------------- grouping
+
+def test_a_fragment_joins_the_tall_piece_it_shares_most_columns_with():
+    left, right = box(0, 10, 30, 110, labels=(1,)), box(60, 10, 90, 110, labels=(2,))
+    bar = box(15, 0, 75, 8, labels=(3,))        # half of each digit's columns: a tie
+    bar_right = box(50, 0, 88, 8, labels=(4,))  # 28 of its 38 columns over the right digit
+    groups, contested, wide = segment.group_pieces([left, right, bar_right])
+    assert [g.labels for g in groups] == [(1,), (2, 4)]
+    assert groups[1].box == (50, 0, 90, 110)
+    assert contested == [] and wide == []
+    groups, _, _ = segment.group_pieces([left, right, bar])   # a tie keeps the first (leftmost) group
+    assert [g.labels for g in groups] == [(1, 3), (2,)]
+
+
+def test_a_fragment_sharing_too_few_columns_stays_a_small_digit_or_is_dropped_as_a_speck():
+    digit = box(0, 0, 40, 100, labels=(1,))
+    small_digit = box(60, 50, 80, 90, labels=(2,))   # 40 tall: >= 2 * SPECK_SIZE * 100
+    speck = box(100, 50, 110, 60, labels=(3,))       # 10: below SPECK_SIZE * 100
+    flat = box(120, 80, 150, 90, labels=(4,))        # wide enough but 10 tall: a dash, dropped
+    groups, contested, _ = segment.group_pieces([digit, small_digit, speck, flat])
+    assert [g.labels for g in groups] == [(1,), (2,)]
+    assert contested == []
+    edge = box(30, 50, 50, 90, labels=(5,))          # 10 of 20 columns over the digit: exactly half joins
+    assert [g.labels for g in segment.group_pieces([digit, edge])[0]] == [(1, 5)]
+    less = box(31, 50, 51, 90, labels=(6,))          # 9 of 20: its own small digit
+    assert [g.labels for g in segment.group_pieces([digit, less])[0]] == [(1,), (6,)]
+
+
+def test_the_largest_fragment_joins_first_so_a_speck_can_follow_it():
+    body = box(0, 30, 40, 100, labels=(1,))
+    bar = box(45, 0, 85, 10, labels=(2,))       # a 5's bar drawn off to the right: shares no columns
+    dot = box(70, 12, 76, 18, labels=(3,))      # under the bar only
+    groups, _, _ = segment.group_pieces([body, dot, bar])
+    assert [g.labels for g in groups] == [(1,)]  # the bar is a dash (10 tall), the dot had no bar to join
+    tall_bar = box(45, 0, 85, 45, labels=(2,))  # a short piece tall enough to stand alone
+    groups, _, _ = segment.group_pieces([body, dot, tall_bar])
+    assert [g.labels for g in groups] == [(1,), (2, 3)]
+
+
+def test_tall_neighbours_sharing_columns_are_contested_with_the_join_margin():
+    one = box(0, 0, 12, 100, labels=(1,))
+    under_bar = box(5, 10, 40, 100, labels=(2,))
+    apart = box(80, 0, 120, 100, labels=(3,))
+    groups, contested, wide = segment.group_pieces([apart, under_bar, one])
+    assert [g.labels for g in groups] == [(1,), (2,), (3,)]   # left to right
+    assert contested == [(0, 1, segment.SEPARATE_MARGIN)]
+    assert wide == []
+
+
+def test_a_narrow_upright_close_to_its_neighbour_is_contested_with_the_near_margin():
+    bar = box(0, 0, 45, 100, labels=(1,))
+    upright = box(50, 0, 58, 100, labels=(2,))      # 8 < 0.3 * 100 wide, gap 5 < 0.2 * 100
+    _, contested, _ = segment.group_pieces([bar, upright])
+    assert contested == [(0, 1, -segment.NEAR_MARGIN)]
+    far = box(65, 0, 73, 100, labels=(2,))          # gap 20: not near
+    assert segment.group_pieces([bar, far])[1] == []
+    wide_pair = box(95, 0, 103, 100, labels=(3,))
+    assert segment.group_pieces([box(0, 0, 90, 100), wide_pair])[1] == []   # joined would be 103 wide
+    fat = box(50, 0, 85, 100, labels=(2,))          # both wider than a stroke
+    assert segment.group_pieces([bar, fat])[1] == []
+    short = box(50, 60, 58, 100, labels=(2,))       # 40 tall: a small digit, never contested
+    assert segment.group_pieces([bar, short])[1] == []
+
+
+def test_a_piece_much_wider_than_tall_is_marked_for_cutting_unless_already_joined():
+    pair = box(0, 0, 126, 100, labels=(1,))
+    digit = box(140, 0, 180, 100, labels=(2,))
+    assert segment.group_pieces([pair, digit])[2] == [0]
+    assert segment.group_pieces([box(0, 0, 125, 100), digit])[2] == []   # 1.25 exactly: one wide digit
+    bar = box(10, 0, 110, 8, labels=(3,))
+    groups, _, wide = segment.group_pieces([box(0, 20, 126, 100, labels=(1,)), bar])
+    assert [g.labels for g in groups] == [(1, 3)] and wide == []          # two pieces: not one touching pair
+
+
+# ---------------------------------------------------------------- ink of a group
+
+def test_group_ink_keeps_only_its_pieces_within_a_margin_and_its_cut():
+    ink = ink_with((10, 10, 20, 40), (22, 10, 30, 40))
+    labels, pieces = segment.find_pieces(ink)
+    first = next(p for p in pieces if p.box[0] == 10)
+    crop = segment.group_ink(ink, labels, first)
+    m = segment.CROP_MARGIN
+    assert crop.shape == (30 + 2 * m, 10 + 2 * m) and crop.dtype == np.float32
+    assert crop.sum() == 300 and crop[m:-m, m:-m].all()    # the neighbour 2 px away is left out
+    corner = Group(labels=first.labels, box=(10, 10, 20, 40))
+    edge = segment.group_ink(ink[8:, 9:], labels[8:, 9:], Group(labels=first.labels, box=(1, 2, 11, 32)))
+    assert edge.shape == (34, 13)                           # clipped by the image's top and left
+    half = Group(labels=corner.labels, box=corner.box, cut=(13, 17))
+    cut = segment.group_ink(ink, labels, half)
+    assert cut.sum() == 4 * 30 and cut[:, m + 3:m + 7].sum() == 4 * 30
+
+
+def test_cut_touching_cuts_at_the_emptiest_middle_column_and_trims_each_half():
+    ink = ink_with((10, 10, 40, 50), (50, 20, 80, 40), (40, 29, 50, 31))   # two blobs, a thin bridge
+    ink[29:31, 44] = 0.5                                                   # its thinnest column
+    labels, pieces = segment.find_pieces(ink)
+    assert len(pieces) == 1
+    halves = segment.cut_touching(ink, labels, pieces[0])
+    assert [h.box for h in halves] == [(10, 10, 44, 50), (44, 20, 80, 40)]
+    assert [h.cut for h in halves] == [(10, 44), (44, 80)]
+    assert all(h.labels == pieces[0].labels for h in halves)
+
+
+def test_cut_touching_looks_only_in_the_middle_half():
+    ink = ink_with((10, 10, 90, 50))
+    ink[10:50, 12] = 0.1              # emptier, but in the outer quarter
+    ink[10:50, 60] = 0.5
+    labels, pieces = segment.find_pieces(ink)
+    halves = segment.cut_touching(ink, labels, pieces[0])
+    assert [h.cut for h in halves] == [(10, 60), (60, 90)]
+
+
+def test_cut_touching_gives_up_when_a_half_would_be_empty_or_a_sliver():
+    ink = ink_with((10, 10, 12, 50))
+    labels, pieces = segment.find_pieces(ink)
+    assert segment.cut_touching(ink, labels, pieces[0]) is None   # 2 px wide: a 1-px half
+    ink = ink_with((10, 10, 30, 50))
+    labels, pieces = segment.find_pieces(ink)
+    wider = Group(labels=pieces[0].labels, box=(10, 10, 70, 50))  # its box reaches past the ink
+    assert segment.cut_touching(ink, labels, wider) is None
+
+
+# ---------------------------------------------------------------- deciding
+
+def test_decide_joins_a_contested_pair_only_when_the_model_believes_the_join_more():
+    groups = [box(0, 0, 10, 10), box(10, 0, 20, 10), box(30, 0, 40, 10)]
+    contested = [(0, 1, 1.0)]
+    joined = [segment.join(groups[0], groups[1])]
+    scores = np.array([-0.5, -0.5, -0.1, -2.5])        # join: -2.5 + 1 against -1: apart
+    assert segment.decide(groups, contested, joined, {}, groups + joined, scores) == [0, 1, 2]
+    scores[3] = -2.0                                   # exactly even: joined
+    assert segment.decide(groups, contested, joined, {}, groups + joined, scores) == [3, 2]
+
+
+def test_decide_takes_the_surest_join_first_and_joins_a_group_once():
+    groups = [box(0, 0, 10, 10), box(10, 0, 20, 10), box(20, 0, 30, 10)]
+    contested = [(0, 1, 0.0), (1, 2, 0.0)]
+    joined = [segment.join(groups[0], groups[1]), segment.join(groups[1], groups[2])]
+    scores = np.array([-1.0, -1.0, -1.0, -0.5, -0.2])  # both joins gain; (1, 2) more
+    assert segment.decide(groups, contested, joined, {}, groups + joined, scores) == [0, 4]
+    scores = np.array([-1.0, -1.0, -1.0, -0.2, -0.5])
+    assert segment.decide(groups, contested, joined, {}, groups + joined, scores) == [3, 2]
+
+
+def test_decide_reads_a_wide_piece_as_two_only_when_both_halves_beat_it():
+    groups = [box(0, 0, 10, 10), box(20, 0, 60, 10), box(70, 0, 110, 10)]
+    halves_1 = [box(20, 0, 40, 10), box(40, 0, 60, 10)]
+    halves_2 = [box(70, 0, 90, 10), box(90, 0, 110, 10)]
+    cuts = {1: halves_1, 2: halves_2}
+    candidates = groups + halves_1 + halves_2
+    scores = np.array([-0.1, -3.0, -0.2, -0.5, -0.4, -0.3, -0.2])
+    assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 3, 4, 2]
+    scores[6] = -0.2                                   # a half only as sure as the whole: not cut
+    scores[5] = -0.1
+    assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 3, 4, 2]
+    scores[4] = -3.0
+    assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 1, 2]
