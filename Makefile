@@ -141,7 +141,7 @@ TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_ref
 TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py
 TESTS_app.worker_balance := tests/test_worker_balance.py
 TESTS_model.parallel   := tests/test_parallel.py tests/test_threaded_training.py
-TESTS_app.segment      := tests/test_numbers.py
+TESTS_app.segment      := tests/test_segment.py tests/test_numbers.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'
