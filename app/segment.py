@@ -36,9 +36,10 @@ MIN_AREA_FRACTION = 0.01
 # any per-piece work. Generous: a digit written with broken strokes gives 3-4.
 MAX_PIECES = 8 * MAX_DIGITS
 # Sizes relative to the line height (the typical height of the tall pieces):
-# below SPECK_SIZE a piece is a stray mark, below FRAGMENT_SIZE it is part of a
-# digit if it shares columns with one (a bar, a crossbar) and a small digit or
-# mark on its own otherwise; at and above it a piece is as tall as a digit.
+# below FRAGMENT_SIZE a piece is part of a digit if it shares columns with one
+# (a bar, a crossbar); otherwise it is a small digit of its own when at least
+# twice SPECK_SIZE tall, and a stray mark, dropped, when shorter; at and above
+# FRAGMENT_SIZE a piece is as tall as a digit.
 SPECK_SIZE = 0.2
 FRAGMENT_SIZE = 0.6
 # Two pieces "share columns" when their horizontal overlap is at least this
@@ -67,6 +68,8 @@ MAX_JOINED_WIDTH = 1.0
 # A piece this much wider than tall is two touching digits (a wide 0 is ~0.9);
 # it is offered to the model cut at the emptiest column near its middle.
 TOUCHING_ASPECT = 1.25
+# Where else such a piece is offered cut, as fractions of its width.
+CUT_FRACTIONS = (0.4, 0.5, 0.6)
 
 
 # Zero border kept around each digit's ink (see group_ink).
@@ -137,9 +140,10 @@ def read_number(image, model):
     joined = [join(groups[i], groups[j]) for i, j, _ in contested]
     candidates += joined
     cuts = {index: cut_touching(cleaned, labels, groups[index]) for index in wide}
-    cuts = {index: halves for index, halves in cuts.items() if halves}
-    for halves in cuts.values():
-        candidates += halves
+    cuts = {index: ways for index, ways in cuts.items() if ways}
+    for index in sorted(cuts):
+        for halves in cuts[index]:
+            candidates += halves
     pixels = np.stack([clean_ink_to_mnist(group_ink(cleaned, labels, g)) for g in candidates])
     prediction = model.predict(pixels)
     scores = np.log(np.maximum(prediction.probabilities.max(axis=1), 1e-9))
@@ -261,7 +265,7 @@ def group_pieces(pieces):
                 best, best_share = index, share
         if best is not None and best_share >= SHARED_COLUMNS:
             groups[best] = join(groups[best], piece)
-        elif max(piece.height, piece.width) >= SPECK_SIZE * height and piece.height >= 2 * SPECK_SIZE * height:
+        elif piece.height >= 2 * SPECK_SIZE * height:
             loose.append(piece)  # a small digit of its own (mixed sizes)
         # else: a stray mark, dropped
     groups += loose
@@ -304,10 +308,12 @@ def group_ink(cleaned, labels, group):
 # --------------------------------------------------------------------------- touching digits
 
 def cut_touching(cleaned, labels, group):
-    """Two halves of a piece too wide for one digit, cut at its emptiest column.
+    """Ways to cut a piece too wide for one digit in two: [[left, right], ...].
 
-    The cut is looked for in the middle half of the piece; the halves keep
-    the whole box's rows and are offered to the model beside the uncut piece.
+    Candidate columns: the emptiest column of the piece's middle half (two
+    digits touching by a corner) and CUT_FRACTIONS of its width (two loops
+    touching side by side put the most ink, not the least, where they meet).
+    The halves keep only their own rows; the model picks among the cuts.
     """
     left, top, right, bottom = group.box
     window_left, window_top = max(0, left - CROP_MARGIN), max(0, top - CROP_MARGIN)
@@ -315,17 +321,21 @@ def cut_touching(cleaned, labels, group):
     columns = ink[:, left - window_left:right - window_left].sum(axis=0)
     width = columns.size
     low, high = width // 4, max(width // 4 + 1, (3 * width) // 4)
-    at = low + int(np.argmin(columns[low:high]))
-    halves = []
-    for start, stop in ((left, left + at), (left + at, right)):
-        part = ink[:, start - window_left:stop - window_left]
-        if stop - start < 2 or not part.any():
-            return None
-        rows = np.flatnonzero(part.max(axis=1) > 0)
-        halves.append(Group(labels=group.labels,
-                            box=(start, window_top + int(rows[0]), stop, window_top + int(rows[-1]) + 1),
-                            cut=(start, stop)))
-    return halves
+    emptiest = low + int(np.argmin(columns[low:high]))
+    cuts = []
+    for at in dict.fromkeys([emptiest] + [int(round(f * width)) for f in CUT_FRACTIONS]):
+        halves = []
+        for start, stop in ((left, left + at), (left + at, right)):
+            part = ink[:, start - window_left:stop - window_left]
+            if stop - start < 2 or not part.any():
+                break
+            rows = np.flatnonzero(part.max(axis=1) > 0)
+            halves.append(Group(labels=group.labels,
+                                box=(start, window_top + int(rows[0]), stop, window_top + int(rows[-1]) + 1),
+                                cut=(start, stop)))
+        if len(halves) == 2:
+            cuts.append(halves)
+    return cuts
 
 
 def decide(groups, contested, joined, cuts, candidates, scores):
@@ -350,16 +360,16 @@ def decide(groups, contested, joined, cuts, candidates, scores):
     offsets = {}
     for index in sorted(cuts):
         offsets[index] = first_cut
-        first_cut += len(cuts[index])
+        first_cut += 2 * len(cuts[index])
     for i in range(base):
         if i in merged_into:
             if merged_into[i] not in chosen:
                 chosen.append(merged_into[i])
         elif i in cuts:
-            start = offsets[i]
-            halves = list(range(start, start + len(cuts[i])))
-            if min(scores[h] for h in halves) > scores[i]:
-                chosen += halves
+            pairs = [[offsets[i] + 2 * k, offsets[i] + 2 * k + 1] for k in range(len(cuts[i]))]
+            best = max(pairs, key=lambda pair: min(scores[h] for h in pair))  # the first among equals
+            if min(scores[h] for h in best) > scores[i]:
+                chosen += best
             else:
                 chosen.append(i)
         else:

@@ -164,6 +164,28 @@ def test_leaning_one_over_its_neighbour_stays_separate(model):
     assert first[2] > second[0]                         # the boxes overlap, as constructed
 
 
+def loop(left, width, height=HEIGHT, top=TOP):
+    """An upright ellipse (a round 0) whose ink box starts at `left`."""
+    t = np.linspace(0.0, 2.0 * np.pi, 60)
+    cx = left + BRUSH / 2 + width / 2
+    return np.stack([cx + width / 2 * np.cos(t), top + height / 2 * (1.0 + np.sin(t))], axis=1)
+
+
+@pytest.mark.parametrize("overlap", [4, 20])
+def test_two_touching_loops_are_cut_where_they_meet(model, overlap):
+    """Two round 0s touching side by side: one piece, most ink where they meet,
+    so the emptiest column is inside a loop; the cut at half the width reads them."""
+    width = 0.8 * HEIGHT
+    second = 30 + width + BRUSH - overlap
+    image = render([loop(30, width), loop(second, width)], int(second + width + BRUSH + 40))
+    assert pieces_of(image) == 1
+    reading = read(image, model)
+    assert reading.number == "00"
+    assert all(d.is_digit for d in reading.digits)
+    first, after = (d.box for d in reading.digits)
+    assert first[2] == after[0] and abs(first[2] - (second + BRUSH / 2)) < 0.1 * width
+
+
 def test_single_digit_reads_as_predict_sees_it(model):
     paths, width = line_of([7])
     image = render(paths, 280, height=280)
@@ -207,6 +229,19 @@ def test_twenty_digits_are_read_and_twenty_one_refused(model):
     paths, width = line_of(digits + [1], gap=0.3, height=60)
     with pytest.raises(segment.TooManyDigits, match="21 .*at most 20"):
         read(render(paths, width, height=140, brush=7), model)
+
+
+
+def test_a_contested_pair_counts_once_towards_the_limit(model):
+    """19 digits and a 4 drawn in two strokes: 21 pieces, 20 digits once the 4 is joined."""
+    paths, width = line_of([1, 2, 3, 5, 6, 7, 8, 9, 0] * 2 + [1], gap=0.3, height=60)
+    scale = 60 / HEIGHT
+    four = [np.stack([(p[:, 0] - 30) * scale + width, (p[:, 1] - TOP) * scale + TOP], axis=1)
+            for p in two_stroke_four(30)]                # shrunk to the line's height, after it
+    image = render(paths + four, int(width + 0.62 * 60 + 30), height=140, brush=7)
+    assert pieces_of(image) == 21
+    reading = read(image, model)
+    assert reading.number == "1235678901235678901" + "4"
 
 
 def test_confetti_is_refused_before_per_piece_work(model):

@@ -32,6 +32,7 @@ def test_shared_columns_is_the_overlap_over_the_narrower_width():
     assert segment.shared_columns(box(0, 0, 10, 5), box(20, 0, 30, 5)) == 0.0   # apart: not negative
     assert segment.shared_columns(box(0, 0, 10, 5), box(3, 0, 3, 5)) == 0.0     # zero width: no division by 0
     assert segment.shared_columns(box(0, 0, 10, 5), box(2, 0, 6, 5)) == 1.0
+    assert segment.shared_columns(box(0, 0, 10, 5), box(3, 0, 4, 5)) == 1.0     # one column wide
 
 
 def test_join_unites_labels_and_boxes():
@@ -101,7 +102,7 @@ def test_find_pieces_drops_specks_below_a_hundredth_of_the_largest_ink():
 
 
 def test_find_pieces_refuses_blank_ink_and_too_many_marks():
-    with pytest.raises(BlankImageError):
+    with pytest.raises(BlankImageError, match="^The image holds no ink: draw or upload a number.$"):
         segment.find_pieces(np.zeros((20, 20), np.float32))
     grid = np.zeros((60, 4 * (segment.MAX_PIECES + 1)), np.float32)
     grid[10, ::4] = 1.0
@@ -141,13 +142,21 @@ def test_a_fragment_sharing_too_few_columns_stays_a_small_digit_or_is_dropped_as
 
 def test_the_largest_fragment_joins_first_so_a_speck_can_follow_it():
     body = box(0, 30, 40, 100, labels=(1,))
-    bar = box(45, 0, 85, 10, labels=(2,))       # a 5's bar drawn off to the right: shares no columns
-    dot = box(70, 12, 76, 18, labels=(3,))      # under the bar only
+    bar = box(20, 0, 60, 10, labels=(2,))       # a 5's bar reaching past the body: half its columns
+    dot = box(50, 12, 56, 18, labels=(3,))      # under the part of the bar past the body only
     groups, _, _ = segment.group_pieces([body, dot, bar])
-    assert [g.labels for g in groups] == [(1,)]  # the bar is a dash (10 tall), the dot had no bar to join
-    tall_bar = box(45, 0, 85, 45, labels=(2,))  # a short piece tall enough to stand alone
-    groups, _, _ = segment.group_pieces([body, dot, tall_bar])
-    assert [g.labels for g in groups] == [(1,), (2, 3)]
+    assert [g.labels for g in groups] == [(1, 2, 3)]
+
+
+def test_fragment_size_is_a_floor_that_counts_as_tall():
+    left, right = box(0, 0, 40, 100, labels=(1,)), box(200, 0, 240, 100, labels=(3,))
+    upright = box(10, 0, 30, 60, labels=(2,))   # exactly FRAGMENT_SIZE of the line height, under `left`
+    groups, contested, _ = segment.group_pieces([left, upright, right])
+    assert [g.labels for g in groups] == [(1,), (2,), (3,)]
+    assert contested == [(0, 1, segment.SEPARATE_MARGIN)]
+    shorter = box(10, 0, 30, 59, labels=(2,))
+    groups, contested, _ = segment.group_pieces([left, shorter, right])
+    assert [g.labels for g in groups] == [(1, 2), (3,)] and contested == []
 
 
 def test_tall_neighbours_sharing_columns_are_contested_with_the_join_margin():
@@ -158,6 +167,17 @@ def test_tall_neighbours_sharing_columns_are_contested_with_the_join_margin():
     assert [g.labels for g in groups] == [(1,), (2,), (3,)]   # left to right
     assert contested == [(0, 1, segment.SEPARATE_MARGIN)]
     assert wide == []
+    half = box(20, 0, 60, 100, labels=(2,))              # exactly half of the narrower: contested
+    assert segment.group_pieces([box(0, 0, 40, 100), half])[1] == [(0, 1, segment.SEPARATE_MARGIN)]
+    less = box(21, 0, 61, 100, labels=(2,))
+    assert segment.group_pieces([box(0, 0, 40, 100), less])[1] == []
+
+
+def test_every_neighbouring_pair_is_looked_at_after_one_that_is_not():
+    small = box(0, 60, 20, 100, labels=(1,))            # a small digit first: not contested
+    one = box(40, 0, 52, 100, labels=(2,))
+    seven = box(45, 0, 80, 100, labels=(3,))
+    assert segment.group_pieces([small, one, seven])[1] == [(1, 2, segment.SEPARATE_MARGIN)]
 
 
 def test_a_narrow_upright_close_to_its_neighbour_is_contested_with_the_near_margin():
@@ -169,6 +189,12 @@ def test_a_narrow_upright_close_to_its_neighbour_is_contested_with_the_near_marg
     assert segment.group_pieces([bar, far])[1] == []
     wide_pair = box(95, 0, 103, 100, labels=(3,))
     assert segment.group_pieces([box(0, 0, 90, 100), wide_pair])[1] == []   # joined would be 103 wide
+    stroke = box(50, 0, 80, 100, labels=(2,))       # exactly STROKE_WIDTH wide: not narrow
+    assert segment.group_pieces([bar, stroke])[1] == []
+    thin = box(50, 0, 79, 100, labels=(2,))
+    assert segment.group_pieces([bar, thin])[1] == [(0, 1, -segment.NEAR_MARGIN)]
+    widest = box(92, 0, 100, 100, labels=(2,))      # joined exactly MAX_JOINED_WIDTH wide: allowed
+    assert segment.group_pieces([box(0, 0, 90, 100), widest])[1] == [(0, 1, -segment.NEAR_MARGIN)]
     fat = box(50, 0, 85, 100, labels=(2,))          # both wider than a stroke
     assert segment.group_pieces([bar, fat])[1] == []
     short = box(50, 60, 58, 100, labels=(2,))       # 40 tall: a small digit, never contested
@@ -203,34 +229,56 @@ def test_group_ink_keeps_only_its_pieces_within_a_margin_and_its_cut():
     assert cut.sum() == 4 * 30 and cut[:, m + 3:m + 7].sum() == 4 * 30
 
 
-def test_cut_touching_cuts_at_the_emptiest_middle_column_and_trims_each_half():
-    ink = ink_with((10, 10, 40, 50), (50, 20, 80, 40), (40, 29, 50, 31))   # two blobs, a thin bridge
-    ink[29:31, 44] = 0.5                                                   # its thinnest column
+def test_cut_touching_offers_the_emptiest_middle_column_then_fixed_fractions_each_half_trimmed():
+    # Two blobs joined by a thin bridge; the left one has a tail down its first
+    # columns, the right one reaches higher: each half's rows are its own.
+    ink = ink_with((10, 10, 40, 50), (10, 50, 13, 56), (50, 4, 80, 40), (40, 29, 50, 31))
+    ink[29:31, 44] = 0.5                                                   # the bridge's thinnest column
     labels, pieces = segment.find_pieces(ink)
     assert len(pieces) == 1
-    halves = segment.cut_touching(ink, labels, pieces[0])
-    assert [h.box for h in halves] == [(10, 10, 44, 50), (44, 20, 80, 40)]
-    assert [h.cut for h in halves] == [(10, 44), (44, 80)]
-    assert all(h.labels == pieces[0].labels for h in halves)
+    cuts = segment.cut_touching(ink, labels, pieces[0])
+    # 70 columns wide: the emptiest (34 in), then 0.4, 0.5, 0.6 of the width (28, 35, 42 in)
+    assert [left.cut[1] for left, _ in cuts] == [44, 38, 45, 52]
+    assert [[h.box for h in halves] for halves in cuts[:2]] == [[(10, 10, 44, 56), (44, 4, 80, 40)],
+                                                               [(10, 10, 38, 56), (38, 4, 80, 50)]]
+    assert [h.cut for h in cuts[0]] == [(10, 44), (44, 80)]
+    assert all(h.labels == pieces[0].labels for halves in cuts for h in halves)
 
 
-def test_cut_touching_looks_only_in_the_middle_half():
-    ink = ink_with((10, 10, 90, 50))
-    ink[10:50, 12] = 0.1              # emptier, but in the outer quarter
-    ink[10:50, 60] = 0.5
+def test_cut_touching_at_the_images_top_left_corner_offers_each_column_once():
+    ink = ink_with((1, 1, 21, 41), (31, 6, 51, 41), (21, 20, 31, 22))
+    ink[20:22, 26] = 0.5
     labels, pieces = segment.find_pieces(ink)
-    halves = segment.cut_touching(ink, labels, pieces[0])
-    assert [h.cut for h in halves] == [(10, 60), (60, 90)]
+    cuts = segment.cut_touching(ink, labels, pieces[0])
+    assert [left.cut[1] for left, _ in cuts] == [26, 21, 31]        # half the width is the emptiest too
+    assert [h.box for h in cuts[0]] == [(1, 1, 26, 41), (26, 6, 51, 41)]
 
 
-def test_cut_touching_gives_up_when_a_half_would_be_empty_or_a_sliver():
-    ink = ink_with((10, 10, 12, 50))
+@pytest.mark.parametrize("emptiest,outside,cut_at", [(20, 19, 20), (39, 40, 39)])
+def test_cut_touching_looks_for_the_emptiest_column_only_in_the_middle_half(emptiest, outside, cut_at):
+    """A 40-column piece: columns 10..29 of it are its middle half."""
+    ink = ink_with((10, 10, 50, 50))
+    ink[10:50, outside] = 0.1         # emptier, but just outside the middle half
+    ink[10:50, emptiest] = 0.5
     labels, pieces = segment.find_pieces(ink)
-    assert segment.cut_touching(ink, labels, pieces[0]) is None   # 2 px wide: a 1-px half
+    cuts = segment.cut_touching(ink, labels, pieces[0])
+    assert [h.cut for h in cuts[0]] == [(10, cut_at), (cut_at, 50)]
+
+
+def test_cut_touching_leaves_out_cuts_with_an_empty_or_sliver_half():
+    ink = ink_with((10, 10, 13, 50))
+    ink[10:50, 11] = 0.5
+    labels, pieces = segment.find_pieces(ink)
+    assert segment.cut_touching(ink, labels, pieces[0]) == []    # 3 px wide: every cut leaves 1 px
+    ink = ink_with((10, 10, 15, 50))
+    ink[10:50, 12] = 0.5
+    labels, pieces = segment.find_pieces(ink)
+    assert [[h.cut for h in halves] for halves in segment.cut_touching(ink, labels, pieces[0])] == [
+        [(10, 12), (12, 15)], [(10, 13), (13, 15)]]
     ink = ink_with((10, 10, 30, 50))
     labels, pieces = segment.find_pieces(ink)
     wider = Group(labels=pieces[0].labels, box=(10, 10, 70, 50))  # its box reaches past the ink
-    assert segment.cut_touching(ink, labels, wider) is None
+    assert segment.cut_touching(ink, labels, wider) == []
 
 
 # ---------------------------------------------------------------- deciding
@@ -255,11 +303,19 @@ def test_decide_takes_the_surest_join_first_and_joins_a_group_once():
     assert segment.decide(groups, contested, joined, {}, groups + joined, scores) == [3, 2]
 
 
+def test_decide_goes_on_to_later_joins_after_one_it_cannot_take():
+    groups = [box(10 * i, 0, 10 * i + 10, 10) for i in range(4)]
+    contested = [(0, 1, 0.0), (1, 2, 0.0), (2, 3, 0.0)]
+    joined = [segment.join(groups[i], groups[j]) for i, j, _ in contested]
+    scores = np.array([-1.0, -1.0, -1.0, -1.0, -0.1, -0.2, -0.3])   # surest first: (0,1), then (1,2) is blocked
+    assert segment.decide(groups, contested, joined, {}, groups + joined, scores) == [4, 6]
+
+
 def test_decide_reads_a_wide_piece_as_two_only_when_both_halves_beat_it():
     groups = [box(0, 0, 10, 10), box(20, 0, 60, 10), box(70, 0, 110, 10)]
     halves_1 = [box(20, 0, 40, 10), box(40, 0, 60, 10)]
     halves_2 = [box(70, 0, 90, 10), box(90, 0, 110, 10)]
-    cuts = {1: halves_1, 2: halves_2}
+    cuts = {1: [halves_1], 2: [halves_2]}
     candidates = groups + halves_1 + halves_2
     scores = np.array([-0.1, -3.0, -0.2, -0.5, -0.4, -0.3, -0.2])
     assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 3, 4, 2]
@@ -268,3 +324,27 @@ def test_decide_reads_a_wide_piece_as_two_only_when_both_halves_beat_it():
     assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 3, 4, 2]
     scores[4] = -3.0
     assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 1, 2]
+
+
+def test_decide_finds_the_halves_of_each_cut_after_the_joined_candidates():
+    groups = [box(0, 0, 10, 10), box(10, 0, 20, 10), box(30, 0, 70, 10), box(80, 0, 120, 10)]
+    contested = [(0, 1, 0.0)]
+    joined = [segment.join(groups[0], groups[1])]
+    cuts = {2: [[box(30, 0, 50, 10), box(50, 0, 70, 10)]], 3: [[box(80, 0, 100, 10), box(100, 0, 120, 10)]]}
+    candidates = groups + joined + cuts[2][0] + cuts[3][0]
+    scores = np.array([-1.0, -1.0, -3.0, -3.0, -0.5, -0.1, -0.1, -0.2, -0.2])
+    assert segment.decide(groups, contested, joined, cuts, candidates, scores) == [4, 5, 6, 7, 8]
+
+
+def test_decide_takes_the_cut_whose_weaker_half_is_surest():
+    groups = [box(0, 0, 40, 10), box(50, 0, 60, 10)]
+    ways = [[box(0, 0, 20, 10), box(20, 0, 40, 10)], [box(0, 0, 16, 10), box(16, 0, 40, 10)],
+            [box(0, 0, 24, 10), box(24, 0, 40, 10)]]
+    cuts = {0: ways}
+    candidates = groups + [h for halves in ways for h in halves]
+    scores = np.array([-1.0, -0.1, -0.9, -0.1, -0.3, -0.4, -0.05, -0.6])
+    assert segment.decide(groups, [], [], cuts, candidates, scores) == [4, 5, 1]
+    scores[6:8] = [-0.4, -0.3]                          # as sure as the second: the first of equals
+    assert segment.decide(groups, [], [], cuts, candidates, scores) == [4, 5, 1]
+    scores[0] = -0.4                                    # the whole as sure as the best cut: kept whole
+    assert segment.decide(groups, [], [], cuts, candidates, scores) == [0, 1]
