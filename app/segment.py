@@ -149,7 +149,7 @@ def read_number(image, model):
     scores = np.log(np.maximum(prediction.probabilities.max(axis=1), 1e-9))
     scores = np.where(prediction.is_digit, scores, scores - 2.0)
 
-    chosen = decide(groups, contested, joined, cuts, candidates, scores)
+    chosen = decide(groups, contested, joined, cuts, scores)
     if len(chosen) > MAX_DIGITS:
         raise too_many(len(chosen))
     chosen.sort(key=lambda index: center_x(candidates[index]))
@@ -338,8 +338,12 @@ def cut_touching(cleaned, labels, group):
     return cuts
 
 
-def decide(groups, contested, joined, cuts, candidates, scores):
-    """Candidate indices of the digits read, by comparing the model's beliefs."""
+def decide(groups, contested, joined, cuts, scores):
+    """Candidate indices of the digits read, by comparing the model's beliefs.
+
+    Candidates are numbered as read_number lines them up: the groups, the
+    joined pairs, then each cut group's halves in pairs, cut groups in order.
+    """
     base = len(groups)
     merged_into = {}
     # Contested neighbours, the surest joins first; a group joins at most once.

@@ -182,6 +182,8 @@ def test_two_touching_loops_are_cut_where_they_meet(model, overlap):
     reading = read(image, model)
     assert reading.number == "00"
     assert all(d.is_digit for d in reading.digits)
+    for d in reading.digits:    # renormalised in float64: the JSON's probabilities add up to 1
+        assert d.probabilities.dtype == np.float64 and abs(d.probabilities.sum() - 1.0) < 1e-12
     first, after = (d.box for d in reading.digits)
     assert first[2] == after[0] and abs(first[2] - (second + BRUSH / 2)) < 0.1 * width
 
@@ -234,14 +236,18 @@ def test_twenty_digits_are_read_and_twenty_one_refused(model):
 
 def test_a_contested_pair_counts_once_towards_the_limit(model):
     """19 digits and a 4 drawn in two strokes: 21 pieces, 20 digits once the 4 is joined."""
-    paths, width = line_of([1, 2, 3, 5, 6, 7, 8, 9, 0] * 2 + [1], gap=0.3, height=60)
-    scale = 60 / HEIGHT
-    four = [np.stack([(p[:, 0] - 30) * scale + width, (p[:, 1] - TOP) * scale + TOP], axis=1)
-            for p in two_stroke_four(30)]                # shrunk to the line's height, after it
-    image = render(paths + four, int(width + 0.62 * 60 + 30), height=140, brush=7)
+    def with_four_after(paths, width):
+        scale = 60 / HEIGHT                             # the 4 shrunk to the line's height, after it
+        four = [np.stack([(p[:, 0] - 30) * scale + width, (p[:, 1] - TOP) * scale + TOP], axis=1)
+                for p in two_stroke_four(30)]
+        return render(paths + four, int(width + 0.62 * 60 + 30), height=140, brush=7)
+
+    image = with_four_after(*line_of([1, 2, 3, 5, 6, 7, 8, 9, 0] * 2 + [1], gap=0.3, height=60))
     assert pieces_of(image) == 21
-    reading = read(image, model)
-    assert reading.number == "1235678901235678901" + "4"
+    assert read(image, model).number == "1235678901235678901" + "4"
+    image = with_four_after(*line_of([1, 2, 3, 5, 6, 7, 8, 9, 0] * 2 + [1, 2], gap=0.3, height=60))
+    with pytest.raises(segment.TooManyDigits, match="holds 21 separate"):   # 22 pieces, 21 once joined
+        read(image, model)
 
 
 def test_confetti_is_refused_before_per_piece_work(model):
