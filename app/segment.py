@@ -66,9 +66,10 @@ NEAR_GAP = 0.2
 NEAR_MARGIN = 0.1
 MAX_JOINED_WIDTH = 1.0
 # A piece this much wider than tall is two touching digits (a wide 0 is ~0.9);
-# it is offered to the model cut at the emptiest column near its middle.
+# it is offered to the model cut at the emptiest column of its middle half and
+# at CUT_FRACTIONS of its width (up to 8 more candidates per such piece; at most
+# 2 * MAX_DIGITS groups reach this point, so the batch stays bounded).
 TOUCHING_ASPECT = 1.25
-# Where else such a piece is offered cut, as fractions of its width.
 CUT_FRACTIONS = (0.4, 0.5, 0.6)
 
 
