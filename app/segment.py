@@ -134,8 +134,9 @@ def read_number(image, model):
     cleaned = clean_ink(ink)
     labels, pieces = find_pieces(cleaned)
     groups, contested, wide = group_pieces(pieces)
-    if len(groups) - len(contested) > MAX_DIGITS:  # even if every contested pair joined
-        raise too_many(len(groups) - len(contested))
+    fewest = len(groups) - most_joins(contested)  # cuts only add digits
+    if fewest > MAX_DIGITS:  # refused before any per-candidate work
+        raise too_many(fewest)
 
     candidates = list(groups)
     joined = [join(groups[i], groups[j]) for i, j, _ in contested]
@@ -165,6 +166,17 @@ def read_number(image, model):
             is_digit=bool(prediction.is_digit[index]), not_digit=float(prediction.not_digit[index]),
             box=image_box(group.box, factor, upright), pixels=pixels[index]))
     return reading
+
+
+def most_joins(contested):
+    """How many contested pairs can be joined at once. A group joins at most
+    once and the pairs are neighbours in left-to-right order, so taking each
+    pair whose left group is still free, left to right, joins the most."""
+    joins, taken_until = 0, -1
+    for i, j, _ in contested:
+        if i > taken_until:
+            joins, taken_until = joins + 1, j
+    return joins
 
 
 def too_many(count):

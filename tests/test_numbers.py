@@ -261,6 +261,26 @@ def test_confetti_is_refused_before_per_piece_work(model):
         read(Image.fromarray(pixels), model)
 
 
+def test_nested_outlines_are_refused_before_per_candidate_work(model, monkeypatch):
+    """Regression: 80 nested rectangles are 80 pieces, the tall ones each sharing
+    columns with the next (a chain of contested pairs); the early refusal counted
+    every pair as a join, and the work for hundreds of candidates (joins, cuts of
+    the wide ones) ran, 1.4-2.6 s, before the final count refused the image. A
+    group joins at most once, so half the chain stays: refused at once."""
+    pixels = np.full((512, 2048), 255, np.uint8)
+    for k in range(80):
+        t = 3 * k
+        pixels[[t, 511 - t], t:2048 - t] = 0
+        pixels[t:512 - t, [t, 2047 - t]] = 0
+
+    def per_candidate_work(*args):
+        raise AssertionError("a candidate was normalised")
+
+    monkeypatch.setattr(segment, "clean_ink_to_mnist", per_candidate_work)
+    with pytest.raises(segment.TooManyDigits, match="at most 20"):
+        read(Image.fromarray(pixels), model)
+
+
 def test_blank_image_raises(model):
     with pytest.raises(segment.BlankImageError):
         read(Image.new("RGBA", (600, 200), (0, 0, 0, 0)), model)

@@ -211,6 +211,13 @@ def test_a_piece_much_wider_than_tall_is_marked_for_cutting_unless_already_joine
     assert [g.labels for g in groups] == [(1, 3)] and wide == []          # two pieces: not one touching pair
 
 
+@pytest.mark.parametrize("pairs,joins", [
+    ([], 0), ([(0, 1)], 1), ([(0, 1), (1, 2)], 1), ([(0, 1), (1, 2), (2, 3)], 2),
+    ([(0, 1), (2, 3)], 2), ([(1, 2), (2, 3), (3, 4), (5, 6)], 3), ([(i, i + 1) for i in range(79)], 40)])
+def test_most_joins_counts_each_group_once(pairs, joins):
+    assert segment.most_joins([(i, j, 1.0) for i, j in pairs]) == joins
+
+
 # ---------------------------------------------------------------- ink of a group
 
 def test_group_ink_keeps_only_its_pieces_within_a_margin_and_its_cut():
