@@ -137,14 +137,15 @@ def blas_threads():
     return [entry["num_threads"] for entry in threadpool_info() if entry["user_api"] == "blas"]
 
 
-@pytest.mark.parametrize("count,inside", [(2, 1), (3, 1), (1, 2)])
-def test_blas_is_held_to_one_thread_only_when_the_pool_has_several(workers, count, inside):
+@pytest.mark.parametrize("count", [2, 3, 1])
+def test_blas_is_held_to_one_thread_only_when_the_pool_has_several(workers, count):
     workers(count)
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert set(blas_threads()) == {2}, "this test needs a BLAS that can run 2 threads"
+    with threadpool_limits(limits=2, user_api="blas"):   # 2 where the BLAS can (1 on one core)
+        outside = blas_threads()
+        assert outside
         with parallel.blas_single_threaded():
-            assert set(blas_threads()) == {inside}
-        assert set(blas_threads()) == {2}
+            assert blas_threads() == ([1] * len(outside) if count > 1 else outside)
+        assert blas_threads() == outside
 
 
 def test_usable_cpus_without_affinity_falls_back_to_the_cpu_count(monkeypatch):
