@@ -385,7 +385,7 @@ def decide(groups, contested, joined, cuts, scores):
         elif i in cuts:
             pairs = [[offsets[i] + 2 * k, offsets[i] + 2 * k + 1] for k in range(len(cuts[i]))]
             best = max(pairs, key=lambda pair: min(scores[h] for h in pair))  # the first among equals
-            if min(scores[h] for h in best) > scores[i]:
+            if min(scores[h] for h in best) >= scores[i]:  # a tie: the width says two
                 chosen += best
             else:
                 chosen.append(i)

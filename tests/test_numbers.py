@@ -171,12 +171,12 @@ def loop(left, width, height=HEIGHT, top=TOP):
     return np.stack([cx + width / 2 * np.cos(t), top + height / 2 * (1.0 + np.sin(t))], axis=1)
 
 
-@pytest.mark.parametrize("overlap", [4, 20])
-def test_two_touching_loops_are_cut_where_they_meet(model, overlap):
+def test_two_touching_loops_are_cut_where_they_meet(model):
     """Two round 0s touching side by side: one piece, most ink where they meet,
-    so the emptiest column is inside a loop; the cut at half the width reads them."""
+    so the emptiest column is inside a loop; the cut at half the width reads them.
+    (Here the whole reads as no digit, so the choice does not hang on a tie.)"""
     width = 0.8 * HEIGHT
-    second = 30 + width + BRUSH - overlap
+    second = 30 + width + BRUSH - 4
     image = render([loop(30, width), loop(second, width)], int(second + width + BRUSH + 40))
     assert pieces_of(image) == 1
     reading = read(image, model)

@@ -318,18 +318,17 @@ def test_decide_goes_on_to_later_joins_after_one_it_cannot_take():
     assert segment.decide(groups, contested, joined, {}, scores) == [4, 6]
 
 
-def test_decide_reads_a_wide_piece_as_two_only_when_both_halves_beat_it():
+def test_decide_reads_a_wide_piece_as_two_when_both_halves_read_at_least_as_surely():
     groups = [box(0, 0, 10, 10), box(20, 0, 60, 10), box(70, 0, 110, 10)]
     halves_1 = [box(20, 0, 40, 10), box(40, 0, 60, 10)]
     halves_2 = [box(70, 0, 90, 10), box(90, 0, 110, 10)]
     cuts = {1: [halves_1], 2: [halves_2]}
     scores = np.array([-0.1, -3.0, -0.2, -0.5, -0.4, -0.3, -0.2])   # groups 0-2, halves 3-4, 5-6
     assert segment.decide(groups, [], [], cuts, scores) == [0, 3, 4, 2]
-    scores[6] = -0.2                                   # a half only as sure as the whole: not cut
-    scores[5] = -0.1
-    assert segment.decide(groups, [], [], cuts, scores) == [0, 3, 4, 2]
-    scores[4] = -3.0
-    assert segment.decide(groups, [], [], cuts, scores) == [0, 1, 2]
+    scores[5] = -0.2               # the weaker half exactly as sure as the whole: the width says two
+    assert segment.decide(groups, [], [], cuts, scores) == [0, 3, 4, 5, 6]
+    scores[4] = -3.5
+    assert segment.decide(groups, [], [], cuts, scores) == [0, 1, 5, 6]
 
 
 def test_decide_finds_the_halves_of_each_cut_after_the_joined_candidates():
@@ -350,5 +349,5 @@ def test_decide_takes_the_cut_whose_weaker_half_is_surest():
     assert segment.decide(groups, [], [], cuts, scores) == [4, 5, 1]
     scores[6:8] = [-0.4, -0.3]                          # as sure as the second: the first of equals
     assert segment.decide(groups, [], [], cuts, scores) == [4, 5, 1]
-    scores[0] = -0.4                                    # the whole as sure as the best cut: kept whole
+    scores[0] = -0.39                                   # the whole surer than the best cut: kept whole
     assert segment.decide(groups, [], [], cuts, scores) == [0, 1]
