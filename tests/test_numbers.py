@@ -188,6 +188,15 @@ def test_two_touching_loops_are_cut_where_they_meet(model):
     assert first[2] == after[0] and abs(first[2] - (second + BRUSH / 2)) < 0.1 * width
 
 
+@pytest.mark.parametrize("aspect", [1.4, 2.0])
+def test_one_wide_zero_is_offered_cuts_and_stays_one_digit(model, aspect):
+    """Wide enough to be offered cuts; every cut leaves a half that reads as no digit."""
+    image = render([loop(30, aspect * HEIGHT)], int(aspect * HEIGHT + BRUSH + 80))
+    cleaned = clean_ink(ink_map(image, segment.NUMBER_WORK_SIZE))
+    assert segment.group_pieces(segment.find_pieces(cleaned)[1])[2] == [0]   # the case is what it claims
+    assert read(image, model).number == "0"
+
+
 def test_single_digit_reads_as_predict_sees_it(model):
     paths, width = line_of([7])
     image = render(paths, 280, height=280)
