@@ -138,20 +138,18 @@ def read_number(image, model):
     if fewest > MAX_DIGITS:  # refused before any per-candidate work
         raise too_many(fewest)
 
-    candidates = list(groups)
-    joined = [join(groups[i], groups[j]) for i, j, _ in contested]
-    candidates += joined
-    cuts = {index: cut_touching(cleaned, labels, groups[index]) for index in wide}
-    cuts = {index: ways for index, ways in cuts.items() if ways}
-    for index in sorted(cuts):
-        for halves in cuts[index]:
+    candidates = list(groups) + [join(groups[i], groups[j]) for i, j, _ in contested]
+    cuts = {}  # wide group -> the candidate indices of each way to cut it, (left, right)
+    for index in wide:
+        for halves in cut_touching(cleaned, labels, groups[index]):
+            cuts.setdefault(index, []).append((len(candidates), len(candidates) + 1))
             candidates += halves
     pixels = np.stack([clean_ink_to_mnist(group_ink(cleaned, labels, g)) for g in candidates])
     prediction = model.predict(pixels)
     scores = np.log(np.maximum(prediction.probabilities.max(axis=1), 1e-9))
     scores = np.where(prediction.is_digit, scores, scores - 2.0)
 
-    chosen = decide(groups, contested, joined, cuts, scores)
+    chosen = decide(len(groups), contested, cuts, scores)
     if len(chosen) > MAX_DIGITS:
         raise too_many(len(chosen))
     chosen.sort(key=lambda index: center_x(candidates[index]))
@@ -351,13 +349,12 @@ def cut_touching(cleaned, labels, group):
     return cuts
 
 
-def decide(groups, contested, joined, cuts, scores):
+def decide(base, contested, cuts, scores):
     """Candidate indices of the digits read, by comparing the model's beliefs.
 
-    Candidates are numbered as read_number lines them up: the groups, the
-    joined pairs, then each cut group's halves in pairs, cut groups in order.
+    Candidates 0..base-1 are the groups, base + k joins contested pair k, and
+    cuts maps a wide group to its ways of being cut, each a pair of candidates.
     """
-    base = len(groups)
     merged_into = {}
     # Contested neighbours, the surest joins first; a group joins at most once.
     def gain(k):
@@ -373,18 +370,12 @@ def decide(groups, contested, joined, cuts, scores):
             taken.update((i, j))
             merged_into[i] = merged_into[j] = base + k
     chosen = []
-    first_cut = base + len(joined)
-    offsets = {}
-    for index in sorted(cuts):
-        offsets[index] = first_cut
-        first_cut += 2 * len(cuts[index])
     for i in range(base):
         if i in merged_into:
             if merged_into[i] not in chosen:
                 chosen.append(merged_into[i])
         elif i in cuts:
-            pairs = [[offsets[i] + 2 * k, offsets[i] + 2 * k + 1] for k in range(len(cuts[i]))]
-            best = max(pairs, key=lambda pair: min(scores[h] for h in pair))  # the first among equals
+            best = max(cuts[i], key=lambda pair: min(scores[h] for h in pair))  # the first among equals
             if min(scores[h] for h in best) >= scores[i]:  # a tie: the width says two
                 chosen += best
             else:

@@ -288,65 +288,53 @@ def test_cut_touching_leaves_out_cuts_with_an_empty_or_sliver_half():
 
 
 # ---------------------------------------------------------------- deciding
+# decide(base, contested, cuts, scores): candidates 0..base-1 are the groups,
+# base + k joins contested pair k, cuts maps a group to its (left, right) halves.
 
 def test_decide_joins_a_contested_pair_only_when_the_model_believes_the_join_more():
-    groups = [box(0, 0, 10, 10), box(10, 0, 20, 10), box(30, 0, 40, 10)]
     contested = [(0, 1, 1.0)]
-    joined = [segment.join(groups[0], groups[1])]
     scores = np.array([-0.5, -0.5, -0.1, -2.5])        # join: -2.5 + 1 against -1: apart
-    assert segment.decide(groups, contested, joined, {}, scores) == [0, 1, 2]
+    assert segment.decide(3, contested, {}, scores) == [0, 1, 2]
     scores[3] = -2.0                                   # exactly even: joined
-    assert segment.decide(groups, contested, joined, {}, scores) == [3, 2]
+    assert segment.decide(3, contested, {}, scores) == [3, 2]
 
 
 def test_decide_takes_the_surest_join_first_and_joins_a_group_once():
-    groups = [box(0, 0, 10, 10), box(10, 0, 20, 10), box(20, 0, 30, 10)]
     contested = [(0, 1, 0.0), (1, 2, 0.0)]
-    joined = [segment.join(groups[0], groups[1]), segment.join(groups[1], groups[2])]
     scores = np.array([-1.0, -1.0, -1.0, -0.5, -0.2])  # both joins gain; (1, 2) more
-    assert segment.decide(groups, contested, joined, {}, scores) == [0, 4]
+    assert segment.decide(3, contested, {}, scores) == [0, 4]
     scores = np.array([-1.0, -1.0, -1.0, -0.2, -0.5])
-    assert segment.decide(groups, contested, joined, {}, scores) == [3, 2]
+    assert segment.decide(3, contested, {}, scores) == [3, 2]
 
 
 def test_decide_goes_on_to_later_joins_after_one_it_cannot_take():
-    groups = [box(10 * i, 0, 10 * i + 10, 10) for i in range(4)]
     contested = [(0, 1, 0.0), (1, 2, 0.0), (2, 3, 0.0)]
-    joined = [segment.join(groups[i], groups[j]) for i, j, _ in contested]
     scores = np.array([-1.0, -1.0, -1.0, -1.0, -0.1, -0.2, -0.3])   # surest first: (0,1), then (1,2) is blocked
-    assert segment.decide(groups, contested, joined, {}, scores) == [4, 6]
+    assert segment.decide(4, contested, {}, scores) == [4, 6]
 
 
 def test_decide_reads_a_wide_piece_as_two_when_both_halves_read_at_least_as_surely():
-    groups = [box(0, 0, 10, 10), box(20, 0, 60, 10), box(70, 0, 110, 10)]
-    halves_1 = [box(20, 0, 40, 10), box(40, 0, 60, 10)]
-    halves_2 = [box(70, 0, 90, 10), box(90, 0, 110, 10)]
-    cuts = {1: [halves_1], 2: [halves_2]}
+    cuts = {1: [(3, 4)], 2: [(5, 6)]}
     scores = np.array([-0.1, -3.0, -0.2, -0.5, -0.4, -0.3, -0.2])   # groups 0-2, halves 3-4, 5-6
-    assert segment.decide(groups, [], [], cuts, scores) == [0, 3, 4, 2]
+    assert segment.decide(3, [], cuts, scores) == [0, 3, 4, 2]
     scores[5] = -0.2               # the weaker half exactly as sure as the whole: the width says two
-    assert segment.decide(groups, [], [], cuts, scores) == [0, 3, 4, 5, 6]
+    assert segment.decide(3, [], cuts, scores) == [0, 3, 4, 5, 6]
     scores[4] = -3.5
-    assert segment.decide(groups, [], [], cuts, scores) == [0, 1, 5, 6]
+    assert segment.decide(3, [], cuts, scores) == [0, 1, 5, 6]
 
 
-def test_decide_finds_the_halves_of_each_cut_after_the_joined_candidates():
-    groups = [box(0, 0, 10, 10), box(10, 0, 20, 10), box(30, 0, 70, 10), box(80, 0, 120, 10)]
+def test_decide_joins_and_cuts_in_one_number():
     contested = [(0, 1, 0.0)]
-    joined = [segment.join(groups[0], groups[1])]
-    cuts = {2: [[box(30, 0, 50, 10), box(50, 0, 70, 10)]], 3: [[box(80, 0, 100, 10), box(100, 0, 120, 10)]]}
+    cuts = {2: [(5, 6)], 3: [(7, 8)]}
     scores = np.array([-1.0, -1.0, -3.0, -3.0, -0.5, -0.1, -0.1, -0.2, -0.2])  # groups, joined, halves
-    assert segment.decide(groups, contested, joined, cuts, scores) == [4, 5, 6, 7, 8]
+    assert segment.decide(4, contested, cuts, scores) == [4, 5, 6, 7, 8]
 
 
 def test_decide_takes_the_cut_whose_weaker_half_is_surest():
-    groups = [box(0, 0, 40, 10), box(50, 0, 60, 10)]
-    ways = [[box(0, 0, 20, 10), box(20, 0, 40, 10)], [box(0, 0, 16, 10), box(16, 0, 40, 10)],
-            [box(0, 0, 24, 10), box(24, 0, 40, 10)]]
-    cuts = {0: ways}
+    cuts = {0: [(2, 3), (4, 5), (6, 7)]}
     scores = np.array([-1.0, -0.1, -0.9, -0.1, -0.3, -0.4, -0.05, -0.6])  # groups, then the ways' halves
-    assert segment.decide(groups, [], [], cuts, scores) == [4, 5, 1]
+    assert segment.decide(2, [], cuts, scores) == [4, 5, 1]
     scores[6:8] = [-0.4, -0.3]                          # as sure as the second: the first of equals
-    assert segment.decide(groups, [], [], cuts, scores) == [4, 5, 1]
+    assert segment.decide(2, [], cuts, scores) == [4, 5, 1]
     scores[0] = -0.39                                   # the whole surer than the best cut: kept whole
-    assert segment.decide(groups, [], [], cuts, scores) == [0, 1]
+    assert segment.decide(2, [], cuts, scores) == [0, 1]
