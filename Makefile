@@ -122,7 +122,8 @@ fuzz-long: venv
 # One core module at a time, each against its own fast tests (tests/mutation_selection.py).
 MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
-	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment
+	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment \
+	app.request_framing app.store app.feedback
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -142,6 +143,9 @@ TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_ref
 TESTS_app.worker_balance := tests/test_worker_balance.py
 TESTS_model.parallel   := tests/test_parallel.py tests/test_threaded_training.py
 TESTS_app.segment      := tests/test_segment.py tests/test_numbers.py
+TESTS_app.request_framing := tests/test_request_framing.py
+TESTS_app.store        := tests/test_store.py tests/test_feedback.py
+TESTS_app.feedback     := tests/test_feedback.py tests/test_store.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

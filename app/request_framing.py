@@ -13,6 +13,9 @@ from enum import Enum
 HEADER_END = b"\r\n\r\n"
 CRLF = b"\r\n"
 HEX_DIGITS = b"0123456789abcdefABCDEF"
+# A chunk-size line (size and extensions) longer than this is refused, whether
+# it arrives whole or a byte at a time: real clients send a few hex digits.
+CHUNK_LINE_LIMIT = 1024
 
 
 class Frame(Enum):
@@ -106,16 +109,19 @@ class RequestFrame:
         data = self.data
         while True:
             eol = data.find(CRLF, self._chunk_pos)
+            line_end = eol
+            if eol < 0:  # the line so far, less a CR that may be half of its CRLF
+                line_end = len(data) - 1 if data.endswith(b"\r") else len(data)
+            if line_end - self._chunk_pos > CHUNK_LINE_LIMIT:
+                return Frame.BODY_TOO_LARGE
             if eol < 0:
-                return Frame.BODY_TOO_LARGE if len(data) - self._chunk_pos > 1024 else Frame.NEED_MORE
+                return Frame.NEED_MORE
             size_text = bytes(data[self._chunk_pos:eol]).split(b";", 1)[0].strip()
             if not size_text or size_text.strip(HEX_DIGITS):
                 return Frame.HANDOFF
             size = int(size_text, 16)
             if size == 0:
-                # Last chunk, then trailer lines up to an empty line.
-                if data[eol + 2:eol + 4] == CRLF:
-                    return Frame.COMPLETE
+                # Last chunk, then trailer lines (maybe none) up to an empty line.
                 if data.find(HEADER_END, eol) >= 0:
                     return Frame.COMPLETE
                 return Frame.HEADERS_TOO_LARGE if len(data) - eol > self.max_header_bytes else Frame.NEED_MORE

@@ -145,3 +145,102 @@ def test_the_method_is_read_from_the_request_line(received, method):
     frame = RequestFrame(1024, 1024)
     frame.feed(received)
     assert frame.method == method
+
+
+# ---- every limit at its exact edge, and framing shapes the tests above do not draw
+
+CHUNKED_HEAD = PNG_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+def head_of(size, blank_line=True):
+    """A GET whose header section is exactly `size` bytes (with or without its blank line)."""
+    start, end = b"GET / HTTP/1.1\r\nX-Filler: ", b"\r\n\r\n" if blank_line else b""
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+def test_a_header_section_of_exactly_the_limit_is_accepted_and_one_byte_more_refused():
+    assert frame(max_header=1024).feed(head_of(1024)) is Frame.COMPLETE
+    assert frame(max_header=1024).feed(head_of(1025)) is Frame.HEADERS_TOO_LARGE
+    # Still without its blank line: waited for up to the limit, refused past it.
+    assert frame(max_header=1024).feed(head_of(1024, blank_line=False)) is Frame.NEED_MORE
+    assert frame(max_header=1024).feed(head_of(1025, blank_line=False)) is Frame.HEADERS_TOO_LARGE
+
+
+def test_a_chunked_body_of_exactly_the_limit_completes_even_when_its_last_chunk_arrives_in_pieces():
+    """A chunk still arriving is counted once when it is whole: a body at the limit
+    whose longest chunk (over half the limit) comes in three pieces is not refused."""
+    body = b"a" * 400 + b"b" * 600
+    request = CHUNKED_HEAD + chunked(body, [400, 600])
+    cut = len(CHUNKED_HEAD) + len(b"190\r\n") + 400 + len(b"\r\n258\r\n")
+    f = frame(max_body=1000)
+    verdicts = [f.feed(piece) for piece in (request[:cut + 100], request[cut + 100:cut + 300],
+                                            request[cut + 300:])]
+    assert verdicts == [Frame.NEED_MORE, Frame.NEED_MORE, Frame.COMPLETE]
+    over = CHUNKED_HEAD + chunked(body + b"c", [400, 601])
+    assert frame(max_body=1000).feed(over) is Frame.BODY_TOO_LARGE
+
+
+def test_a_chunk_size_line_over_its_limit_is_refused_however_it_arrives():
+    line = b"1;ext=" + b"e" * (1024 - 6)          # exactly 1024 bytes before its CRLF
+    whole = CHUNKED_HEAD + line + b"\r\nX\r\n0\r\n\r\n"
+    assert frame().feed(whole) is Frame.COMPLETE
+    f = frame()
+    assert f.feed(CHUNKED_HEAD + line) is Frame.NEED_MORE
+    assert f.feed(b"\r") is Frame.NEED_MORE      # half a CRLF does not lengthen the line
+    assert f.feed(b"\nX\r\n0\r\n\r\n") is Frame.COMPLETE
+    longer = CHUNKED_HEAD + line + b"e"
+    assert frame().feed(longer) is Frame.BODY_TOO_LARGE
+    assert frame().feed(longer + b"\r") is Frame.BODY_TOO_LARGE
+    assert frame().feed(longer + b"\r\nX\r\n0\r\n\r\n") is Frame.BODY_TOO_LARGE
+
+
+def test_endless_trailers_are_refused_at_the_header_limit():
+    start = CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Sum: "
+    trailer_budget = 1024 - len(b"\r\nX-Sum: ")  # counted from the last chunk's CRLF
+    assert frame(max_header=1024).feed(start + b"1" * trailer_budget) is Frame.NEED_MORE
+    assert frame(max_header=1024).feed(start + b"1" * (trailer_budget + 1)) is Frame.HEADERS_TOO_LARGE
+
+
+def test_chunk_framing_overhead_is_bounded_at_exactly_twice_the_body_limit_plus_1024():
+    """Long extensions on one-byte chunks: the body is 2 bytes, the framing 1,044."""
+    def extended_chunk(extension_bytes):
+        return b"1;" + b"e" * extension_bytes + b"\r\nX\r\n"
+    received = extended_chunk(1000) + extended_chunk(29) + b"1"   # the next size line begins
+    assert len(received) == 2 * 10 + 1024
+    assert frame(max_body=10).feed(CHUNKED_HEAD + received) is Frame.NEED_MORE
+    received = extended_chunk(1000) + extended_chunk(30) + b"1"
+    assert frame(max_body=10).feed(CHUNKED_HEAD + received) is Frame.BODY_TOO_LARGE
+
+
+def test_the_framing_headers_are_read_wherever_they_stand():
+    first = frame()
+    assert first.feed(b"POST /predict HTTP/1.1\r\nContent-Length: 3\r\nHost: x\r\n\r\n") is Frame.NEED_MORE
+    assert first.feed(b"abc") is Frame.COMPLETE
+    # "gzip,chunked" without a space still ends in chunked: framed by its chunks.
+    listed = frame()
+    assert listed.feed(PNG_HEAD + b"Transfer-Encoding: gzip,chunked\r\n\r\n3\r\nabc\r\n") is Frame.NEED_MORE
+    assert listed.feed(b"0\r\n\r\n") is Frame.COMPLETE
+
+
+def test_chunk_extensions_after_the_size_are_skipped():
+    f = frame()
+    assert f.feed(CHUNKED_HEAD + b"3;name=value;other\r\nabc\r\n") is Frame.NEED_MORE
+    assert f.feed(b"0\r\n\r\n") is Frame.COMPLETE
+
+
+def test_no_100_continue_before_the_headers_have_said_so():
+    """The worker answers 100 Continue while a request NEEDs MORE and expects it."""
+    f = frame()
+    assert f.feed(b"POST /predict HTTP/1.1\r\nExpect: 100-continue\r\n") is Frame.NEED_MORE
+    assert not f.expects_continue
+    assert f.feed(b"Content-Length: 1\r\n\r\n") is Frame.NEED_MORE
+    assert f.expects_continue
+
+
+def test_two_empty_lines_before_a_request_are_handed_over_at_once():
+    """gunicorn ignores one empty line before the request line, not two: what it
+    will refuse is handed to it as soon as the blank line is here, not waited on."""
+    assert frame().feed(b"\r\n\r\nPOST /predict HTTP/1.1\r\n") is Frame.COMPLETE
+    one = frame()
+    assert one.feed(b"\r\nGET /healthz HTTP/1.1\r\n") is Frame.NEED_MORE
+    assert one.feed(b"\r\n") is Frame.COMPLETE
