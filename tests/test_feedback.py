@@ -83,10 +83,11 @@ def test_each_form_stores_the_drawing_with_its_label(client, digit_png, form):
         "count": 1, "per_label": {str(d): int(d == 3) for d in range(10)}}
 
 
-def test_json_label_may_be_a_number(client, digit_png):
-    response = client.post("/feedback", **as_json(digit_png(7), 9))
+@pytest.mark.parametrize("label", [0, 9])
+def test_json_label_may_be_a_number(client, digit_png, label):
+    response = client.post("/feedback", **as_json(digit_png(7), label))
     assert response.status_code == 201
-    assert response.get_json()["label"] == 9
+    assert response.get_json()["label"] == label
 
 
 def test_what_is_stored_is_what_the_model_saw_and_said(client, digit_png):
@@ -147,6 +148,19 @@ def test_a_missing_or_bad_label_is_refused_and_nothing_stored(client, digit_png,
     assert response.status_code == 400
     message = response.get_json()["error"]
     assert "label" in message and ("missing" in message if label is None else "0-9" in message)
+    assert count(client) == 0
+
+
+@pytest.mark.parametrize("label,shown", [
+    (True, "not true"), (False, "not false"),          # JSON booleans are not 1 and 0
+    (10, "got 10;"), (3.5, "got 3.5;"), ([3], "got [3];"),
+    ("12", "got '12';"),                                 # a string is quoted, so "" and " " show
+    ("7" * 100, "got '" + "7" * 39 + ";"),               # what was sent is cut to 40 characters
+])
+def test_a_bad_label_is_shown_back_as_sent(client, digit_png, label, shown):
+    body = {"image": base64.b64encode(digit_png(7)).decode(), "label": label}
+    response = client.post("/feedback", json=body)
+    assert response.status_code == 400 and shown in response.get_json()["error"]
     assert count(client) == 0
 
 

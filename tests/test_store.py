@@ -9,16 +9,21 @@ The PostgreSQL half is marked `postgres` (and `slow`, so `make test-fast` skips
 it). It skips when PostgreSQL is not installed, except under CI=true or
 REQUIRE_POSTGRES=1, where that is a failure.
 """
+import datetime as dt
 import multiprocessing
 import os
+import sqlite3
 import threading
+import time
+import types
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from app.store import SCHEMA_VERSION, Correction, StoreError, StoreFull, open_store, state
+from app import store as store_module
+from app.store import SCHEMA_VERSION, Correction, StoreError, StoreFull, _switch_to_wal, corrections, open_store, state
 from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 
@@ -241,3 +246,88 @@ def test_an_unreachable_postgresql_is_a_clear_start_up_error(tmp_path):
         create_app({"DATABASE_URL": f"postgresql://someone:hunter2@127.0.0.1:{port}/digits"})
     except StoreError as exc:
         assert "hunter2" not in str(exc)  # the password never reaches a log
+
+
+def test_a_full_store_names_its_cap(store):
+    store.add(correction(1), cap=1)
+    with pytest.raises(StoreFull, match="maximum of 1 corrections") as refused:
+        store.add(correction(2), cap=1)
+    assert refused.value.cap == 1
+    assert store.summary()[0] == 1
+
+
+def test_rows_stored_in_the_same_instant_come_back_in_id_order(store):
+    """Oldest first, and a fixed order among equal timestamps (an export is repeatable)."""
+    instant = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with store.engine.begin() as conn:
+        for ident in ("c" * 32, "a" * 32, "b" * 32):
+            conn.execute(sa.insert(corrections).values(
+                id=ident, created_at=instant, label=1, image=bytes(784), predicted=1, confidence=0.5,
+                is_digit=True, model_name="m", model_sha256="ab" * 32))
+    assert [row["id"][0] for row in store.rows()] == ["a", "b", "c"]
+
+
+def test_an_older_schema_is_upgraded_one_version_at_a_time(store, monkeypatch):
+    """No version 2 exists yet: the upgrade path runs here with two stand-in steps,
+    each of which must see the version it upgrades from."""
+    seen = []
+
+    def step(conn):
+        seen.append(conn.execute(sa.select(state.c.schema_version)).scalar_one())
+
+    store.add(correction(4), cap=10)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
+    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, step)
+    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION + 1, step)
+    assert store.migrate() == SCHEMA_VERSION + 2
+    assert seen == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
+    assert store.schema_version() == SCHEMA_VERSION + 2
+    assert store.migrate() == SCHEMA_VERSION + 2 and len(seen) == 2  # nothing applied twice
+    assert store.summary()[0] == 1
+
+
+def _held_write_lock(path):
+    """Another connection holding the write lock of a new SQLite file, as a worker
+    converting it to WAL does while the others start."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def _impatient_connection(path):
+    """Answers "locked" at once, as the start-up race does (SQLite skips its busy handler there)."""
+    return sqlite3.connect(path, timeout=0, isolation_level=None)
+
+
+def test_switching_to_wal_waits_for_a_racing_worker(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    holder, racer = _held_write_lock(path), _impatient_connection(path)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        racer.execute("PRAGMA journal_mode=WAL")
+    release = threading.Timer(0.2, holder.execute, args=("COMMIT",))
+    release.start()
+    _switch_to_wal(racer.cursor())
+    release.join()
+    assert racer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_switching_to_wal_gives_up_on_a_lock_held_past_the_busy_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_SECONDS", 0.2)
+    path = tmp_path / "stuck.sqlite3"
+    holder, racer = _held_write_lock(path), _impatient_connection(path)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _switch_to_wal(racer.cursor())
+    holder.execute("COMMIT")
+
+
+def test_switching_to_wal_raises_any_other_error_without_retrying(tmp_path, monkeypatch):
+    def no_retry(seconds):
+        raise AssertionError(f"retried after {seconds} s an error that is not a lock")
+
+    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=no_retry))
+    path = tmp_path / "readonly.sqlite3"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
+    readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        _switch_to_wal(readonly.cursor())
