@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from . import imaging, payload
 from .errors import ApiError, BadInput, NotReady
-from .store import Correction, StoreFull
+from .store import Correction, StoreFull, StoreUnreachable
 
 bp = Blueprint("feedback", __name__)
 log = logging.getLogger("digitdraw")
@@ -28,6 +28,15 @@ LABEL_HINT = ("send the true digit as 'label': a form field (-F label=7), a JSON
 
 class SwitchedOff(ApiError):
     status = 404
+
+
+class Unreachable(ApiError):
+    # The database, not this request, is the problem: retry later.
+    status = 503
+
+
+UNREACHABLE_MESSAGE = ("The corrections store cannot be reached right now{what}; predictions still work. "
+                       "Retry in a moment.")
 
 
 class Full(ApiError):
@@ -90,6 +99,8 @@ def add_correction():
         log.warning({"event": "corrections_full", "cap": cap})
         raise Full(f"This server already stores its maximum of {cap} corrections and takes no more; "
                    f"predictions still work. The operator can raise FEEDBACK_MAX.") from None
+    except StoreUnreachable as exc:
+        raise unreachable(exc, ": the correction was not stored") from None
     body = {"id": ident, "label": label, "model_said": predicted}
     if keep:
         body["upload_kept"] = upload is not None
@@ -100,5 +111,14 @@ def add_correction():
 
 @bp.get("/feedback/summary")
 def summary():
-    count, per_label = correction_store().summary()
+    try:
+        count, per_label = correction_store().summary()
+    except StoreUnreachable as exc:
+        raise unreachable(exc, "") from None
     return jsonify(count=count, per_label=per_label)
+
+
+def unreachable(exc, what):
+    """The 503 for a database that stopped answering; the log says which and why."""
+    log.warning({"event": "corrections_store_unreachable", "error": str(exc)})
+    return Unreachable(UNREACHABLE_MESSAGE.format(what=what))

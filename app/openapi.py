@@ -200,7 +200,8 @@ def document():
                 "summary": "How many corrections are stored, per label (no images).",
                 "responses": {"200": _json(_ref("CorrectionSummary"), "Counts."),
                               "404": _error("Corrections are switched off on this server."),
-                              "405": IMAGE_ERRORS["405"]}}},
+                              "405": IMAGE_ERRORS["405"],
+                              "503": _error("The store cannot be reached.")}}},
             "/models": {"get": {
                 "operationId": "listModels",
                 "summary": "The models loaded at start-up.",

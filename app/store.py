@@ -17,6 +17,7 @@ conditional UPDATE in the same transaction as the INSERT: concurrent writers
 This module knows nothing of Flask; `python -m model.corrections export`
 reads the store through it too.
 """
+import contextlib
 import datetime as dt
 import os
 import sqlite3
@@ -70,6 +71,11 @@ MIGRATIONS = {}
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says what to fix."""
+
+
+class StoreUnreachable(StoreError):
+    """The database stopped answering while the app runs (restarting, failing over,
+    network down); nothing was stored, and the next request tries again."""
 
 
 class StoreFull(Exception):
@@ -137,6 +143,17 @@ class CorrectionStore:
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open the corrections database at {self.where}: {exc.orig}") from None
 
+    @contextlib.contextmanager
+    def _reached(self):
+        """A transaction, or StoreUnreachable when the database cannot be reached.
+        (A connection the database dropped is replaced first: pool_pre_ping.)"""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreUnreachable(f"cannot reach the corrections database at {self.where}: "
+                                   f"{str(exc.orig).strip()}") from None
+
     def schema_version(self):
         with self.engine.begin() as conn:
             return conn.execute(sa.select(state.c.schema_version).where(state.c.id == 1)).scalar_one()
@@ -144,7 +161,7 @@ class CorrectionStore:
     def add(self, correction, cap):
         """Store one correction and return its id; StoreFull once `cap` are stored."""
         ident = uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        with self._reached() as conn:
             reserved = conn.execute(
                 sa.update(state)
                 .where(state.c.id == 1, state.c.corrections_stored < cap)
@@ -161,7 +178,7 @@ class CorrectionStore:
 
     def summary(self):
         """(count, {"0": n0, ..., "9": n9}) from the rows themselves."""
-        with self.engine.begin() as conn:
+        with self._reached() as conn:
             rows = conn.execute(sa.select(corrections.c.label, sa.func.count())
                                 .group_by(corrections.c.label)).all()
         per_label = {str(d): 0 for d in range(10)}
@@ -172,7 +189,7 @@ class CorrectionStore:
     def rows(self, with_uploads=False):
         """Every correction, oldest first, as dicts (the image as bytes)."""
         columns = [c for c in corrections.c if with_uploads or c.name != "upload"]
-        with self.engine.begin() as conn:
+        with self._reached() as conn:
             result = conn.execute(sa.select(*columns).order_by(corrections.c.created_at, corrections.c.id))
             return [dict(row._mapping) for row in result]
 

@@ -6,6 +6,7 @@ PostgreSQL refuses to run as root. When the tests run as root (CI containers),
 the server runs as the `postgres` system user that Debian's package creates,
 through `runuser`; the temporary directory is handed to that user.
 """
+import contextlib
 import glob
 import os
 import pwd
@@ -78,16 +79,34 @@ class PostgresServer:
         # Another test run may take the port between probing and binding: retry.
         for _attempt in range(3):
             self.port = _free_port()
-            options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                       f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            self.options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                            f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
             try:
-                self._run("pg_ctl", "-D", self.data, "-o", options, "-l", self.log, "-w",
-                          "-t", str(START_TIMEOUT_S), "start", timeout=START_TIMEOUT_S + 30)
+                self._start()
                 return self
             except RuntimeError:
                 if "could not bind" not in (open(self.log).read() if os.path.exists(self.log) else ""):
                     raise
         raise RuntimeError(f"PostgreSQL found no free port; see {self.log}")
+
+    def _start(self):
+        self._run("pg_ctl", "-D", self.data, "-o", self.options, "-l", self.log, "-w",
+                  "-t", str(START_TIMEOUT_S), "start", timeout=START_TIMEOUT_S + 30)
+
+    @contextlib.contextmanager
+    def down(self):
+        """The server stopped (its data kept) for the block, then started again on its port."""
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", timeout=60)
+        try:
+            yield
+        finally:
+            self._start()
+
+    def restart(self):
+        """Stop and start again on the same port and data (pg_ctl reuses the options it
+        started with): every open connection is cut, as by an upgrade or a failover."""
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", "fast", "-w", "-t", str(START_TIMEOUT_S), "restart",
+                  timeout=START_TIMEOUT_S + 30)
 
     def url(self, database="postgres"):
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"

@@ -331,3 +331,43 @@ def test_switching_to_wal_raises_any_other_error_without_retrying(tmp_path, monk
     readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         _switch_to_wal(readonly.cursor())
+
+
+def test_a_database_url_of_another_kind_is_refused_by_name():
+    with pytest.raises(StoreError, match="unsupported database URL scheme 'mysql'; use sqlite or postgresql"):
+        open_store("mysql+pymysql://someone:secret@127.0.0.1/digits")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_corrections_are_stored_after_the_database_restarts(postgres_server, digit_png):
+    """The shared PostgreSQL restarts under a running app (an upgrade, a failover):
+    the pool's connections are dead, and the next correction is stored all the same."""
+    app = create_app({"DATABASE_URL": postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")})
+    client = app.test_client()
+    assert client.post("/feedback?label=7", data=digit_png(7), content_type="image/png").status_code == 201
+    postgres_server.restart()
+    assert client.post("/feedback?label=1", data=digit_png(1), content_type="image/png").status_code == 201
+    assert client.get("/feedback/summary").get_json()["count"] == 2
+    app.extensions["corrections_store"].close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_database_that_is_down_gets_a_503_and_nothing_is_lost(postgres_server, digit_png):
+    """Not our bug, not the client's: 503 with a message (never a 500), predictions
+    still answered, and corrections stored again once the database is back."""
+    app = create_app({"DATABASE_URL": postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")})
+    client = app.test_client()
+    assert client.post("/feedback?label=7", data=digit_png(7), content_type="image/png").status_code == 201
+    with postgres_server.down():
+        refused = client.post("/feedback?label=1", data=digit_png(1), content_type="image/png")
+        assert refused.status_code == 503
+        assert "cannot be reached" in refused.get_json()["error"]
+        assert "not stored" in refused.get_json()["error"]
+        summary = client.get("/feedback/summary")
+        assert summary.status_code == 503 and "cannot be reached" in summary.get_json()["error"]
+        assert client.post("/predict", data=digit_png(1), content_type="image/png").status_code == 200
+    assert client.post("/feedback?label=1", data=digit_png(1), content_type="image/png").status_code == 201
+    assert client.get("/feedback/summary").get_json()["count"] == 2
+    app.extensions["corrections_store"].close()
