@@ -196,6 +196,39 @@ def test_not_digit_share_is_the_softmax_of_the_eleventh_output():
     assert share[1] == pytest.approx(1 / (math.exp(5) + 10), rel=1e-5)
 
 
+def test_calibration_report_exactly():
+    """Every key of what the trainer writes into the model file, on scores where the
+    threshold lands on a drawn score: a drawing that reaches it is refused."""
+    digits = [0.1, 0.2, 0.3, 0.4, 0.5123456789]
+    scores = np.array(digits + [0.5123456789, 0.05, 0.95])
+    labels = np.array([1, 2, 3, 4, 5, 10, 10, 10])
+    assert rejection.calibrate(scores, labels, digit_flag_rate=0.0) == {
+        "class": 10, "threshold": 0.512346, "target_digit_flag_rate": 0.0,
+        "calibration_digits": 5, "calibration_non_digits": 3,
+        "digits_flagged": 0.2,                    # the one digit at the threshold
+        "non_digits_flagged": 2 / 3,              # the non-digit at it, and the one above
+    }
+    groups = np.array(["small", "default", "default", "default", "small", "small", "small", "small"])
+    by_variant = rejection.calibrate(scores, labels, digit_flag_rate=0.0, groups=groups)
+    assert by_variant["digits_flagged_by_variant"] == {"default": 0.0, "small": 0.5}
+
+
+def test_calibration_without_non_digits_says_so_instead_of_a_rate():
+    result = rejection.calibrate(np.array([0.1, 0.2, 0.3]), np.array([1, 2, 3]))
+    assert result["non_digits_flagged"] is None and result["calibration_non_digits"] == 0
+    with pytest.raises(ValueError, match="^calibration needs real digits to measure how many would be refused$"):
+        rejection.calibrate(np.array([0.5]), np.array([10]))
+
+
+def test_not_digit_share_is_float32_and_finite_for_any_logits():
+    """Each row is shifted by its own maximum: a row of large logits beside a row of
+    small ones neither overflows nor turns the other into 0/0."""
+    logits = np.array([[1000.0] * 10 + [1000.0 + math.log(10.0)], [0.0] * 11], dtype=np.float64)
+    share = rejection.not_digit_share(logits)
+    assert share.dtype == np.float32
+    assert share == pytest.approx([0.5, 1 / 11], rel=1e-4)  # 1002.3 in float32 is within 6e-5
+
+
 # --------------------------------------------------------------------------- the shipped model on pen writing
 
 @pytest.mark.slow
