@@ -151,6 +151,88 @@ def test_decompression_cap(tmp_path, images):
         idx.read_bytes(path, max_bytes=100)
 
 
+def test_each_wrong_magic_is_named_in_full():
+    labels, images = idx.encode_idx(np.zeros(3, np.uint8)), idx.encode_idx(np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(idx.IdxError, match=r"^l: magic number 2049, expected 2051 for images \(it is a labels file\)$"):
+        idx.parse_images(labels, "l")
+    with pytest.raises(idx.IdxError,
+                       match=r"^i: magic number 2051, expected 2049 for labels \(it is an images file\)$"):
+        idx.parse_labels(images, "i")
+    with pytest.raises(idx.IdxError, match=r"^g: magic number -1, expected 2049 for labels "
+                                           r"\(not an IDX ubyte file, or corrupt\)$"):
+        idx.parse_labels(b"\xff\xff\xff\xff" + bytes(8), "g")  # the magic is a signed int
+
+
+def test_four_bytes_are_a_magic_number_and_three_are_not():
+    with pytest.raises(idx.IdxError, match=r"^l: only 3 bytes, too short for an IDX header$"):
+        idx.parse_labels(idx.encode_idx(np.zeros(3, np.uint8))[:3], "l")
+    with pytest.raises(idx.IdxError, match=r"^l: header is 4 bytes, expected 8 \(truncated\?\)$"):
+        idx.parse_labels(idx.encode_idx(np.zeros(3, np.uint8))[:4], "l")
+
+
+def test_an_empty_file_is_a_valid_empty_array_and_a_negative_size_is_refused():
+    assert idx.parse_labels(idx.encode_idx(np.zeros(0, np.uint8)), "l").shape == (0,)
+    assert idx.parse_images(idx.encode_idx(np.zeros((0, 28, 28), np.uint8)), "i").shape == (0, 28, 28)
+    with pytest.raises(idx.IdxError, match=r"^l: negative dimension in header \(-1,\)$"):
+        idx.parse_labels(struct.pack(">ii", idx.LABELS_MAGIC, -1), "l")
+
+
+def test_image_size_message_names_rows_then_columns():
+    data = idx.encode_idx(np.zeros((2, 20, 30), np.uint8))
+    with pytest.raises(idx.IdxError, match=r"^i: images are 20x30, expected 32x28$"):
+        idx.parse_images(data, "i", size=(32, 28))
+
+
+def test_a_label_equal_to_the_class_count_is_refused(tmp_path):
+    path = idx.write_idx(tmp_path / "l.gz", np.array([3, 10], np.uint8))
+    with pytest.raises(idx.IdxError, match=r"label 10 at index 1 is not a digit 0-9"):
+        idx.read_labels(path)
+    with pytest.raises(idx.IdxError, match=r"label 10 at index 0 is not a digit 0-9"):
+        idx.parse_labels(idx.encode_idx(np.array([10], np.uint8)), "l")  # ten classes by default
+    with pytest.raises(idx.IdxError, match=r"label 7 at index 0 is not a digit 0-4"):
+        idx.read_labels(idx.write_idx(tmp_path / "five.gz", np.array([7], np.uint8)), num_classes=5)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_the_decompression_cap_is_exact(tmp_path, suffix):
+    """A file of exactly the cap is read whole; one byte more is refused."""
+    labels = np.arange(92, dtype=np.uint8)  # 8 header bytes + 92 = 100
+    path = idx.write_idx(tmp_path / f"l{suffix}", labels)
+    assert idx.read_bytes(path, max_bytes=100) == idx.encode_idx(labels)
+    with pytest.raises(idx.IdxError, match=r"more than 99 bytes once decompressed"):
+        idx.read_bytes(path, max_bytes=99)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_a_file_over_the_cap_is_refused_without_reading_it_all(tmp_path, suffix):
+    """A 64 MB stream (64 KB as gzip: a small "bomb") against a 1 MB cap: at most the cap
+    and a byte are ever held, so the peak stays far below what reading it whole takes."""
+    import tracemalloc
+    path = tmp_path / f"bomb{suffix}"
+    data = bytes(64 * 2**20)
+    path.write_bytes(gzip.compress(data, compresslevel=1) if suffix else data)
+    del data
+    tracemalloc.start()
+    try:
+        with pytest.raises(idx.IdxError, match="more than 1048576 bytes once decompressed"):
+            idx.read_bytes(path, max_bytes=2**20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MB while refusing"
+
+
+def test_an_unreadable_path_is_named(tmp_path):
+    with pytest.raises(idx.IdxError, match=rf"^{tmp_path.name}: cannot read \("):
+        idx.read_bytes(tmp_path)  # a directory
+
+
+def test_written_gzip_files_carry_no_timestamp(tmp_path):
+    """The same arrays give the same bytes on any day (reproducible data files)."""
+    data = idx.write_idx(tmp_path / "l.gz", np.arange(5, dtype=np.uint8)).read_bytes()
+    assert data[:2] == idx.GZIP_MAGIC and data[4:8] == bytes(4)
+
+
 def test_idx_error_is_a_value_error():
     assert issubclass(idx.IdxError, ValueError)
 
