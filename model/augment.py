@@ -107,7 +107,7 @@ def _thickness(images, cfg, rng):
     """Blend each image toward its grey dilation (bolder) or erosion (thinner) over each
     pixel and its 4 neighbours (a cross, not the 3x3 square)."""
     n = images.shape[0]
-    # Thinning is capped: a full 3x3 erosion erases MNIST's thinnest strokes.
+    # Thinning is capped: a full erosion erases MNIST's thinnest strokes.
     amount = rng.uniform(-0.6, 1, n).astype(np.float32)
     amount[rng.random(n) >= cfg.thickness_prob] = 0
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
