@@ -123,7 +123,7 @@ fuzz-long: venv
 MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment \
-	app.request_framing app.store app.feedback model.rejection model.augment model.idx
+	app.request_framing app.store app.feedback model.rejection model.augment model.idx app.config
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -149,6 +149,7 @@ TESTS_app.feedback     := tests/test_feedback.py tests/test_store.py
 TESTS_model.rejection  := tests/test_pen.py tests/test_calibrate.py
 TESTS_model.augment    := tests/test_augment.py
 TESTS_model.idx        := tests/test_idx.py
+TESTS_app.config       := tests/test_config.py tests/test_feedback.py tests/test_api.py tests/test_models_api.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

@@ -61,7 +61,10 @@ def _split_matmul(a, b, out, by_rows):
     The trainer holds BLAS to one thread (parallel.blas_single_threaded), which
     left the dense layers' GEMMs on one core (measured: 3.8 ms of a 90 ms CNN
     step at batch 128). Each element is still one dot product over the whole
-    inner dimension, so the result is the same to the bit as one GEMM.
+    inner dimension, so the result is the same to the bit as one GEMM with
+    OpenBLAS's SkylakeX kernels; its Haswell kernels round some row counts
+    differently (tests/test_threaded_training.py), so there the split, fixed by
+    the worker count, is part of what fixes the bits.
     """
     def run(chunk):
         s, e = chunk
@@ -91,9 +94,11 @@ class Conv2D(Layer):
     # so 8 images made a 10 MB matrix that left the cache before its GEMM read
     # it. Measured at batch 128 on 2 cores, median CNN step over interleaved
     # runs with 8, 4, 2, 1 images: 86-89, 86, 81-85, 76-78 ms. Each row of
-    # dx is its own dot products, so any chunking gives the same bits; CHUNK,
-    # which sets the order of the weight gradient's sums, stays as it was:
-    # same weights.
+    # dx is its own dot products, so any chunking gives the same bits with
+    # OpenBLAS's SkylakeX kernels (checked there); its Haswell kernels round
+    # some row counts differently, so there this chunk size is part of what
+    # fixes the bits. CHUNK, which sets the order of the weight gradient's
+    # sums, stays as it was.
     INPUT_GRAD_CHUNK = 1
 
     def __init__(self, c_in, filters, kernel, padding, rng, needs_input_grad=True):
