@@ -50,8 +50,9 @@ def test_sizes_are_positive_whole_numbers(name):
 
 
 def test_log_level_in_any_case_and_others_refused():
-    assert from_env({"LOG_LEVEL": "warning"})["LOG_LEVEL"] == "WARNING"
-    assert from_env({"LOG_LEVEL": "Critical"})["LOG_LEVEL"] == "CRITICAL"
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        assert from_env({"LOG_LEVEL": level.lower()})["LOG_LEVEL"] == level
+        assert from_env({"LOG_LEVEL": level.title()})["LOG_LEVEL"] == level
     with pytest.raises(SettingError, match=re.escape("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or "
                                                      "CRITICAL, got 'VERBOSE'")):
         from_env({"LOG_LEVEL": "verbose"})
@@ -68,6 +69,7 @@ def test_model_settings_pass_through():
     ("PostgreSQL://u@db/digits", "postgresql+psycopg://u@db/digits"),
     (" postgresql+psycopg://u@db/digits\n", "postgresql+psycopg://u@db/digits"),
     ("sqlite:////srv/corrections.sqlite3", "sqlite:////srv/corrections.sqlite3"),
+    ("postgresql://u:a://b@db/digits", "postgresql+psycopg://u:a://b@db/digits"),  # "://" in a password
 ])
 def test_database_urls_are_read_for_psycopg_3(raw, url):
     assert database_url(raw) == url
