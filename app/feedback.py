@@ -14,7 +14,7 @@ import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 
 from . import imaging, payload
-from .errors import ApiError, BadInput, NotReady
+from .errors import ApiError, BadInput, NotReady, error_response
 from .store import Correction, StoreFull, StoreUnreachable
 
 bp = Blueprint("feedback", __name__)
@@ -30,11 +30,7 @@ class SwitchedOff(ApiError):
     status = 404
 
 
-class Unreachable(ApiError):
-    # The database, not this request, is the problem: retry later.
-    status = 503
-
-
+# The database, not this request, is the problem: 503, retry later.
 UNREACHABLE_MESSAGE = ("The corrections store cannot be reached right now{what}; predictions still work. "
                        "Retry in a moment.")
 
@@ -99,8 +95,6 @@ def add_correction():
         log.warning({"event": "corrections_full", "cap": cap})
         raise Full(f"This server already stores its maximum of {cap} corrections and takes no more; "
                    f"predictions still work. The operator can raise FEEDBACK_MAX.") from None
-    except StoreUnreachable as exc:
-        raise unreachable(exc, ": the correction was not stored") from None
     body = {"id": ident, "label": label, "model_said": predicted}
     if keep:
         body["upload_kept"] = upload is not None
@@ -111,14 +105,13 @@ def add_correction():
 
 @bp.get("/feedback/summary")
 def summary():
-    try:
-        count, per_label = correction_store().summary()
-    except StoreUnreachable as exc:
-        raise unreachable(exc, "") from None
+    count, per_label = correction_store().summary()
     return jsonify(count=count, per_label=per_label)
 
 
-def unreachable(exc, what):
-    """The 503 for a database that stopped answering; the log says which and why."""
+@bp.errorhandler(StoreUnreachable)
+def unreachable(exc):
+    """The 503 for a database that stopped answering, on either route; the log says which and why."""
     log.warning({"event": "corrections_store_unreachable", "error": str(exc)})
-    return Unreachable(UNREACHABLE_MESSAGE.format(what=what))
+    what = ": the correction was not stored" if request.method == "POST" else ""
+    return error_response(UNREACHABLE_MESSAGE.format(what=what), 503)

@@ -109,13 +109,11 @@ class RequestFrame:
         data = self.data
         while True:
             eol = data.find(CRLF, self._chunk_pos)
-            line_end = eol
             if eol < 0:  # the line so far, less a CR that may be half of its CRLF
-                line_end = len(data) - 1 if data.endswith(b"\r") else len(data)
-            if line_end - self._chunk_pos > CHUNK_LINE_LIMIT:
+                pending = len(data) - self._chunk_pos - data.endswith(b"\r")
+                return Frame.BODY_TOO_LARGE if pending > CHUNK_LINE_LIMIT else Frame.NEED_MORE
+            if eol - self._chunk_pos > CHUNK_LINE_LIMIT:
                 return Frame.BODY_TOO_LARGE
-            if eol < 0:
-                return Frame.NEED_MORE
             size_text = bytes(data[self._chunk_pos:eol]).split(b";", 1)[0].strip()
             if not size_text or size_text.strip(HEX_DIGITS):
                 return Frame.HANDOFF
