@@ -123,7 +123,8 @@ fuzz-long: venv
 MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment \
-	app.request_framing app.store app.feedback model.rejection model.augment model.idx app.config
+	app.request_framing app.store app.feedback model.rejection model.augment model.idx app.config \
+	app.security app.metrics app.errors app.models app.number_api model.calibrate
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -150,6 +151,12 @@ TESTS_model.rejection  := tests/test_pen.py tests/test_calibrate.py
 TESTS_model.augment    := tests/test_augment.py
 TESTS_model.idx        := tests/test_idx.py
 TESTS_app.config       := tests/test_config.py tests/test_feedback.py tests/test_api.py tests/test_models_api.py
+TESTS_app.security     := tests/test_api.py tests/test_page.py
+TESTS_app.metrics      := tests/test_metrics.py
+TESTS_app.errors       := tests/test_errors.py tests/test_refusals.py tests/test_api.py
+TESTS_app.models       := tests/test_models_api.py
+TESTS_app.number_api   := tests/test_numbers.py
+TESTS_model.calibrate  := tests/test_calibrate.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

@@ -60,12 +60,12 @@ def error_response(message, status):
 def register(app):
     """Install JSON handlers for our own errors and for every HTTP error Flask raises."""
 
+    # 405 and 413 are not here: their messages are built per request (the
+    # allowed methods, the limit).
     messages = {
         400: "The request could not be understood; send an image as described in the README.",
         404: "There is nothing at this address; the routes are listed at GET /openapi.json "
              "(POST /predict, POST /predict/number, GET /models, GET /healthz, ...).",
-        405: None,  # built per request: names the allowed methods
-        413: None,  # built per request: names the limit
         415: f"Unsupported content type; send multipart/form-data, {CONTENT_TYPES_TEXT} or application/json.",
     }
 

@@ -9,6 +9,8 @@ calibration writers with the inference module, and writes a copy whose meta
 carries the new threshold. The weights and their digest are untouched.
 """
 import argparse
+import os
+import shlex
 import sys
 
 from . import modelfile, rejection
@@ -22,17 +24,21 @@ def not_digit_meta(logits_of, calibration_path, digit_flag_rate=rejection.DIGIT_
     images, labels, variants, cal_meta = load_calibration(calibration_path)
     scores = rejection.not_digit_share(logits_of(images))
     not_digit = rejection.calibrate(scores, labels, digit_flag_rate, groups=variants)
-    not_digit["calibration_set"] = {"file": calibration_path.rsplit("/", 1)[-1], **cal_meta}
+    not_digit["calibration_set"] = {"file": os.path.basename(calibration_path), **cal_meta}
     return not_digit
 
 
-def recalibrate(model_path, calibration_path, out_path, digit_flag_rate=rejection.DIGIT_FLAG_RATE):
-    """Writes the model with a threshold from `calibration_path`; returns the new `not_digit` meta."""
+def recalibrate(model_path, calibration_path, out_path, digit_flag_rate=rejection.DIGIT_FLAG_RATE, command=None):
+    """Writes the model with a threshold from `calibration_path`; returns the new `not_digit` meta.
+
+    `command`, the command line that asked for it, is stored with the threshold
+    so that the file says how to set it again."""
     meta, params = modelfile.load(model_path)
     if "not_digit" not in meta:
         raise SystemExit(f"{model_path}: this model has no 'not a digit' output to calibrate")
     not_digit = not_digit_meta(Model(meta, params).logits, calibration_path, digit_flag_rate)
-    not_digit["command"] = "python -m model.calibrate " + " ".join(sys.argv[1:])
+    if command is not None:
+        not_digit["command"] = command
     modelfile.save(out_path, {**meta, "not_digit": not_digit}, params)
     return not_digit
 
@@ -46,9 +52,11 @@ def main(argv=None):
     p.add_argument("--digit-flag-rate", type=float, default=rejection.DIGIT_FLAG_RATE,
                    help="share of the calibration digits allowed to be called 'not a digit', in each canvas variant")
     p.add_argument("--out", required=True, help="where to write the recalibrated model (may be the input)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     old = modelfile.load(args.model)[0].get("not_digit", {}).get("threshold")
-    result = recalibrate(args.model, args.calibrate, args.out, args.digit_flag_rate)
+    result = recalibrate(args.model, args.calibrate, args.out, args.digit_flag_rate,
+                         command=f"{p.prog} {shlex.join(argv)}")
     by_variant = result.get("digits_flagged_by_variant") or {}
     print(f"threshold {old} -> {result['threshold']:.4f}: on the calibration writers "
           f"{result['digits_flagged']:.2%} of digits ({', '.join(f'{k} {v:.2%}' for k, v in by_variant.items())}) "

@@ -90,3 +90,67 @@ def test_the_trainer_sets_the_threshold_per_variant_as_recalibration_would(tmp_p
     again = calibrate.not_digit_meta(load_model(out).logits, str(tmp_path / "cal.npz"))
     assert again["threshold"] == pytest.approx(stored["threshold"], abs=1e-5)
     assert load_model(out).meta["not_digit"]["threshold"] == stored["threshold"]
+
+
+def test_the_command_and_calibration_file_are_recorded_and_the_result_printed(tmp_path, capsys):
+    folder = tmp_path / "a folder with spaces"
+    folder.mkdir()
+    source = write_model(folder / "m.npz", threshold=0.5)
+    write_calibration(folder / "cal.npz")
+    out = folder / "out.npz"
+    argv = [str(source), "--calibrate", str(folder / "cal.npz"), "--out", str(out)]
+    result = calibrate.main(argv)
+    stored = modelfile.load(out)[0]["not_digit"]
+    assert stored["command"] == "python -m model.calibrate " + " ".join(f"'{a}'" if " " in a else a for a in argv)
+    assert stored["calibration_set"]["file"] == "cal.npz"
+    assert stored["calibration_set"]["seed"] == 0  # the calibration file's own meta rides along
+    # Without --digit-flag-rate the rate is the trainer's.
+    again = rejection.calibrate(*_scores_and_labels(source, folder / "cal.npz"), rejection.DIGIT_FLAG_RATE,
+                                groups=load_calibration(str(folder / "cal.npz"))[2])
+    assert result["threshold"] == again["threshold"]
+    by_variant = result["digits_flagged_by_variant"]
+    assert capsys.readouterr().out == (
+        f"threshold 0.5 -> {result['threshold']:.4f}: on the calibration writers {result['digits_flagged']:.2%} "
+        f"of digits (default {by_variant['default']:.2%}, small {by_variant['small']:.2%}) and "
+        f"{result['non_digits_flagged']:.2%} of non-digits flagged; wrote {out}\n")
+
+
+def _scores_and_labels(model_path, calibration_path):
+    images, labels, _, _ = load_calibration(str(calibration_path))
+    return rejection.not_digit_share(Model(*modelfile.load(model_path)).logits(images)), labels
+
+
+def test_a_direct_call_records_no_command(tmp_path):
+    source = write_model(tmp_path / "m.npz")
+    write_calibration(tmp_path / "cal.npz")
+    result = calibrate.recalibrate(str(source), str(tmp_path / "cal.npz"), str(tmp_path / "out.npz"))
+    assert "command" not in result and "command" not in modelfile.load(tmp_path / "out.npz")[0]["not_digit"]
+
+
+def test_the_command_line_refuses_a_ten_output_model_and_missing_options(tmp_path, capsys):
+    source = write_model(tmp_path / "m10.npz", classes=10)
+    write_calibration(tmp_path / "cal.npz")
+    with pytest.raises(SystemExit, match="has no 'not a digit' output"):
+        calibrate.main([str(source), "--calibrate", str(tmp_path / "cal.npz"), "--out", str(tmp_path / "o.npz")])
+    for missing in (["--out", "o.npz"], ["--calibrate", "cal.npz"]):
+        with pytest.raises(SystemExit) as refused:
+            calibrate.main([str(source), *missing])
+        assert refused.value.code == 2
+        assert "the following arguments are required: --" in capsys.readouterr().err
+
+
+def test_help_names_the_command_what_it_does_and_the_default_rate(capsys):
+    with pytest.raises(SystemExit):
+        calibrate.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m model.calibrate ")
+    assert calibrate.__doc__.splitlines()[0] in text
+    assert "--calibrate NPZ" in text and f"(default: {rejection.DIGIT_FLAG_RATE})" in text
+
+
+def test_run_as_a_program_the_command_line_is_read_from_sys_argv(tmp_path, monkeypatch):
+    source = write_model(tmp_path / "m.npz")
+    write_calibration(tmp_path / "cal.npz")
+    args = [str(source), "--calibrate", str(tmp_path / "cal.npz"), "--out", str(tmp_path / "o.npz")]
+    monkeypatch.setattr("sys.argv", ["calibrate.py", *args])
+    assert calibrate.main()["command"] == "python -m model.calibrate " + " ".join(args)

@@ -84,6 +84,41 @@ def test_count_correction_is_exposed(client):
     assert delta(before, after, "digitdraw_corrections_stored_total") == 2
 
 
+def test_set_model_publishes_name_and_hash():
+    """The gauge carries exactly the identity given, or stand-ins for missing fields.
+    The labels are removed again: the gauge is process-wide."""
+    from app import metrics
+    try:
+        metrics.set_model({"name": "stand-in model", "sha256": "feedc0ffee12", "test_accuracy": 0.9})
+        metrics.set_model({})
+        scrape = samples(metrics.generate_latest(metrics.registry()).decode())
+        assert value(scrape, "digitdraw_model_info", name="stand-in model", sha256="feedc0ffee12") == 1
+        assert value(scrape, "digitdraw_model_info", name="model", sha256="") == 1
+    finally:
+        for labels in (("stand-in model", "feedc0ffee12"), ("model", "")):
+            try:
+                metrics.MODEL.remove(*labels)
+            except KeyError:
+                pass
+
+
+def test_multiprocess_registry_adds_up_other_processes_files(tmp_path, monkeypatch):
+    """With PROMETHEUS_MULTIPROC_DIR set, a scrape reads every process's files in it
+    (here one written by a child process), not this process's own registry."""
+    child = ("from prometheus_client import Counter; "
+             "Counter('digitdraw_child_total_seen', 'from a child').inc(3)")
+    subprocess.run([sys.executable, "-c", child], check=True, timeout=60,
+                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    from app import metrics
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    registry = metrics.registry()
+    assert registry is not metrics.REGISTRY
+    scrape = samples(metrics.generate_latest(registry).decode())
+    assert value(scrape, "digitdraw_child_total_seen_total") == 3
+    monkeypatch.delenv(metrics.MULTIPROC_ENV)
+    assert metrics.registry() is metrics.REGISTRY
+
+
 # ------------------------------------------------------------------ under gunicorn
 
 def _free_port():

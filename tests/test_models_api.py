@@ -145,3 +145,38 @@ def test_registry_paths_for_bare_names():
     paths = registry.parse_models("cnn," + registry.zoo_names()[0], DEFAULT_MODEL_PATH)
     assert paths["cnn"] == DEFAULT_MODEL_PATH
     assert paths[registry.zoo_names()[0]] == os.path.join(registry.ZOO_DIR, registry.zoo_names()[0] + ".npz")
+
+
+def test_bad_models_settings_say_exactly_how_to_write_them():
+    with pytest.raises(SettingError) as bad_name:
+        registry.parse_models("cnn,Bad Name=x.npz", "m.npz")
+    assert str(bad_name.value) == ("MODELS: 'Bad Name=x.npz' is not a model name (lower-case letters, digits, '.', "
+                                   "'_' or '-'); write MODELS=cnn,linear or MODELS=cnn,mine=/path/to/model.npz")
+    with pytest.raises(SettingError) as unknown:
+        registry.parse_models("no-such-model", "m.npz")
+    assert str(unknown.value) == ("MODELS: no model called 'no-such-model'; the shipped ones are "
+                                  f"{', '.join(['cnn', *registry.zoo_names()])}, or give name=path/to/model.npz")
+
+
+def test_an_unknown_model_message_is_exact_and_cut_at_forty_characters(two_models, digit_png):
+    _, client = two_models
+    name = "x" * 45
+    message = assert_json_error(client.post(f"/predict?model={name}", data=digit_png(7),
+                                            content_type="image/png"), 400)
+    assert message == f"There is no model called {'x' * 40!r}; this server has cnn, always3 (see GET /models)."
+
+
+def test_an_empty_model_parameter_means_the_default(two_models, digit_png):
+    _, client = two_models
+    answer = client.post("/predict?model=", data=digit_png(7), content_type="image/png").get_json()
+    assert answer["digit"] == 7 and answer["model"]["name"] == load_model().meta["name"]
+
+
+def test_a_model_file_without_a_name_is_titled_by_its_setting_name(tmp_path, always3):
+    meta, params = modelfile.load(always3)
+    meta = {k: v for k, v in meta.items() if k not in ("name", "weights_sha256")}
+    unnamed = tmp_path / "unnamed.npz"
+    modelfile.save(unnamed, meta, params)
+    app = create_app({"TESTING": True, "MODELS": f"cnn,plain={unnamed}"})
+    listed = {m["name"]: m for m in app.test_client().get("/models").get_json()["models"]}
+    assert listed["plain"]["title"] == "plain"

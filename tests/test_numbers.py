@@ -421,3 +421,53 @@ def test_body_over_limit_is_413(client, app):
     limit = app.config["MAX_BODY_BYTES"]
     response = client.post("/predict/number", data=b"\0" * (limit + 1), content_type="image/png")
     assert_json_error(response, 413)
+
+
+# ---------------------------------------------------------------- the answer's JSON, field by field
+
+class _Identity:
+    identity = {"name": "stand-in", "sha256": "0123456789ab", "test_accuracy": 0.5}
+
+
+def _digit(digit, confidence, is_digit=True, not_digit=0.123456, box=(1, 2, 3, 4)):
+    probabilities = np.full(10, (1.0 - confidence) / 9)
+    probabilities[digit] = confidence
+    return segment.Digit(digit=digit, confidence=confidence, probabilities=probabilities, is_digit=is_digit,
+                         not_digit=not_digit, box=list(box), pixels=np.zeros((28, 28), np.uint8))
+
+
+def test_describe_fills_every_field_of_the_contract():
+    from app.number_api import describe
+    reading = segment.Reading([_digit(4, 0.9, not_digit=0.0123456), _digit(2, 0.8, box=(10, 2, 20, 30))])
+    body = describe(reading, (300, 120), _Identity(), elapsed_ms=12.34567)
+    assert list(body) == ["number", "confidence", "digits", "unsure", "image_size", "max_digits", "model",
+                          "elapsed_ms"]
+    assert body["number"] == "42"
+    assert body["confidence"] == pytest.approx(0.72)
+    assert body["unsure"] is False
+    assert body["image_size"] == [300, 120]
+    assert body["max_digits"] == segment.MAX_DIGITS
+    assert body["model"] == _Identity.identity
+    assert body["elapsed_ms"] == 12.35
+    first = body["digits"][0]
+    assert list(first) == ["digit", "confidence", "probabilities", "is_digit", "box", "not_digit_score",
+                           "unsure", "input_image"]
+    assert first["not_digit_score"] == 0.0123
+    assert first["box"] == [1, 2, 3, 4] and body["digits"][1]["box"] == [10, 2, 20, 30]
+    assert first["probabilities"] == pytest.approx(list(reading.digits[0].probabilities))
+
+
+@pytest.mark.parametrize("confidence, is_digit, unsure", [
+    (0.6, True, False),     # exactly at the threshold: sure
+    (0.5999, True, True),   # below it
+    (0.99, False, True),    # sure of the digit, but not a digit at all
+])
+def test_a_digit_is_unsure_below_the_threshold_or_when_not_a_digit(confidence, is_digit, unsure):
+    from app.api import UNSURE_BELOW
+    from app.number_api import describe
+    assert UNSURE_BELOW == 0.6
+    body = describe(segment.Reading([_digit(7, 0.95), _digit(1, confidence, is_digit=is_digit)]), (10, 10),
+                    _Identity(), elapsed_ms=1.0)
+    assert body["digits"][0]["unsure"] is False
+    assert body["digits"][1]["unsure"] is unsure
+    assert body["unsure"] is unsure  # one unsure digit makes the number unsure
