@@ -211,6 +211,7 @@ def _sqlite_engine(url):
         if not os.access(directory, os.W_OK):
             raise StoreError(f"the data directory {directory} is not writable by this user; "
                              f"set DATA_DIR to a writable folder, or FEEDBACK=off")
+    # The driver's timeout is SQLite's busy timeout: a writer waits for another's lock.
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 
     @event.listens_for(engine, "connect")
@@ -218,7 +219,6 @@ def _sqlite_engine(url):
         # Transactions are begun by us (below), not by the driver's own guesswork.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         _switch_to_wal(cursor)
         # In WAL mode NORMAL survives any crash of the app; a power cut may lose the
         # last commits but never corrupts the file (SQLite docs, "WAL mode").

@@ -371,3 +371,11 @@ def test_a_database_that_is_down_gets_a_503_and_nothing_is_lost(postgres_server,
     assert client.post("/feedback?label=1", data=digit_png(1), content_type="image/png").status_code == 201
     assert client.get("/feedback/summary").get_json()["count"] == 2
     app.extensions["corrections_store"].close()
+
+
+def test_sqlite_connections_wait_for_a_busy_writer_as_long_as_configured(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'busy.sqlite3'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
