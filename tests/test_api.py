@@ -363,8 +363,34 @@ def test_healthz_is_503_and_predict_refuses_without_a_model(app, digit_png):
     client = app.test_client()
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.get_json()["status"] != "ok"
-    assert_json_error(client.post("/predict", data=digit_png(7), content_type="image/png"), 503)
+    assert response.get_json() == {"status": "unavailable", "error": "The model is not loaded; check the server log."}
+    message = assert_json_error(client.post("/predict", data=digit_png(7), content_type="image/png"), 503)
+    assert message == "The model is not loaded; the server cannot classify images right now."
+    message = assert_json_error(client.post("/predict/number", data=digit_png(7), content_type="image/png"), 503)
+    assert message == "The model is not loaded; the server cannot read numbers right now."
+
+
+def test_timings_are_milliseconds_of_this_request(client, digit_png):
+    body = client.post("/predict", data=digit_png(7), content_type="image/png").get_json()
+    timings = body["timings_ms"]
+    assert 0 < timings["decode_and_preprocess"] < 10_000 and 0 < timings["model"] < 10_000
+    assert body["elapsed_ms"] == pytest.approx(timings["decode_and_preprocess"] + timings["model"], abs=0.011)
+    number = client.post("/predict/number", data=digit_png(7), content_type="image/png").get_json()
+    assert 0 < number["elapsed_ms"] < 10_000
+
+
+@pytest.mark.parametrize("path, cache_control", [
+    ("/healthz", "no-store"),                    # JSON: added by the security hook
+    ("/metrics", "no-store"),                    # the route's own
+    ("/openapi.json", "public, max-age=300"),    # the route's own, kept: not doubled by the hook
+    ("/models", "no-store"),
+])
+def test_each_response_says_how_long_it_may_be_cached(client, path, cache_control):
+    assert client.get(path).headers.getlist("Cache-Control") == [cache_control]
+
+
+def test_the_page_is_not_marked_no_store(client):
+    assert "Cache-Control" not in client.get("/").headers
 
 
 def test_one_log_line_per_request_with_timing(client):

@@ -87,3 +87,9 @@ def test_an_unexpected_exception_is_a_logged_json_500(app_with_aborts, caplog):
     assert message == ("Internal error while handling the request; it has been logged, "
                        "please retry or report it.")
     assert "unhandled error on GET /fail" in caplog.text and "a bug of ours" in caplog.text
+
+
+def test_method_not_allowed_on_a_get_route_names_get_not_head(client):
+    response = client.post("/healthz")
+    assert assert_json_error(response, 405) == "POST is not allowed on /healthz; use GET."
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD"}

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
@@ -73,6 +74,23 @@ def test_counts_follow_real_requests(client, app, digit_png):
 
     identity = app.extensions["digit_model"].identity
     assert value(after, "digitdraw_model_info", name=identity["name"], sha256=identity["sha256"]) == 1
+
+
+def test_unsure_answers_are_counted(tmp_path, digit_png):
+    """A model whose every answer is a 4 at 0.55: unsure, and (ten outputs) never "not a digit"."""
+    from app import create_app
+    from tests.test_refusals import model_answering
+    probabilities = np.full(10, 0.05)
+    probabilities[4] = 0.55
+    app = create_app({"TESTING": True, "MODEL_PATH": model_answering(tmp_path, probabilities)})
+    client = app.test_client()
+    before = samples(client.get("/metrics").get_data(as_text=True))
+    answers = [client.post("/predict", data=digit_png(d), content_type="image/png").get_json() for d in (1, 7)]
+    after = samples(client.get("/metrics").get_data(as_text=True))
+    assert [(a["digit"], a["unsure"], a["is_digit"]) for a in answers] == [(4, True, True)] * 2
+    assert delta(before, after, "digitdraw_predictions_unsure_total") == 2
+    assert delta(before, after, "digitdraw_predictions_not_digit_total") == 0
+    assert delta(before, after, "digitdraw_predictions_total", digit="4") == 2
 
 
 def test_count_correction_is_exposed(client):

@@ -379,7 +379,7 @@ def test_twenty_one_digits_are_422(client):
 def test_blank_is_422(client):
     response = client.post("/predict/number", data=encode(Image.new("RGB", (600, 200), "white")),
                            content_type="image/png")
-    assert "no ink" in assert_json_error(response, 422)
+    assert assert_json_error(response, 422) == "The image holds no ink (it is blank); draw or photograph a number."
 
 
 @pytest.mark.parametrize("data, content_type, status", [

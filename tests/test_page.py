@@ -120,3 +120,19 @@ def test_stylesheet_stops_touch_scrolling_on_the_pad(client):
 def test_page_shows_model_identity(client, app):
     html = client.get("/").get_data(as_text=True)
     assert app.extensions["digit_model"].identity["sha256"] in html
+
+
+def test_the_file_picker_and_hint_name_every_accepted_format(page, client):
+    from app import formats
+    (picker,) = [a for a in page.find("input") if a.get("type") == "file"]
+    assert picker["accept"] == ",".join(formats.CONTENT_TYPES)
+    assert formats.SUPPORTED_TEXT in client.get("/").get_data(as_text=True)
+
+
+def test_the_page_still_renders_when_no_model_is_loaded(app):
+    identity = app.extensions["digit_model"].identity
+    app.extensions["digit_model"] = None
+    response = app.test_client().get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert identity["sha256"] not in html and identity["name"] not in html

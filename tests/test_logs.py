@@ -1,0 +1,96 @@
+"""app/logs.py: one JSON line per request and per app event, which log collectors
+filter by field; the fields and the line's format are what they rely on."""
+import json
+import logging
+import sys
+
+import pytest
+
+from app import create_app
+from app.logs import REQUEST_LOGGER, JsonLineFormatter
+
+
+def record(msg, args=(), exc_info=None, created=86400 * 365 + 0.1234):
+    entry = logging.LogRecord("digitdraw.test", logging.WARNING, __file__, 1, msg, args, exc_info)
+    entry.created, entry.msecs = created, (created - int(created)) * 1000
+    return entry
+
+
+def test_a_dict_message_becomes_fields_of_one_json_line():
+    line = JsonLineFormatter().format(record({"event": "model_loaded", "sha256": "abc", "n": 3}))
+    assert "\n" not in line
+    assert json.loads(line) == {"ts": "1971-01-01T00:00:00.123Z", "level": "warning", "logger": "digitdraw.test",
+                                "event": "model_loaded", "sha256": "abc", "n": 3}
+
+
+def test_a_text_message_is_formatted_with_its_arguments():
+    line = json.loads(JsonLineFormatter().format(record("stored %d of %s", (3, "corrections"))))
+    assert line["message"] == "stored 3 of corrections"
+    assert set(line) == {"ts", "level", "logger", "message"}
+
+
+def test_timestamps_are_utc_with_milliseconds():
+    assert json.loads(JsonLineFormatter().format(record("x", created=1.5)))["ts"] == "1970-01-01T00:00:01.500Z"
+
+
+def test_an_exception_is_carried_in_its_own_field():
+    try:
+        raise ValueError("bad weights")
+    except ValueError:
+        line = json.loads(JsonLineFormatter().format(record({"event": "crash"}, exc_info=sys.exc_info())))
+    assert line["event"] == "crash"
+    assert line["exception"].startswith("Traceback") and "ValueError: bad weights" in line["exception"]
+
+
+def test_values_json_cannot_hold_are_written_as_text():
+    line = json.loads(JsonLineFormatter().format(record({"path": __import__("pathlib").Path("/m.npz")})))
+    assert line["path"] == "/m.npz"
+
+
+@pytest.fixture
+def request_log():
+    """The request logger's records, as the app hands them to its handler."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger(REQUEST_LOGGER)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def test_a_prediction_logs_its_digit_and_request_size(client, digit_png, request_log):
+    png = digit_png(7)
+    answer = client.post("/predict", data=png, content_type="image/png").get_json()
+    client.get("/healthz")
+    predict, health = (r.msg for r in request_log)
+    assert list(predict) == ["event", "method", "path", "status", "ms", "bytes_in", "digit"]
+    assert predict["event"] == "request" and predict["digit"] == answer["digit"] == 7
+    assert (predict["method"], predict["path"], predict["status"], predict["bytes_in"]) == ("POST", "/predict",
+                                                                                              200, len(png))
+    assert predict["ms"] == round(predict["ms"], 2) and 0 < predict["ms"] < 60_000
+    assert "digit" not in health and health["bytes_in"] == 0
+    assert all(r.levelno == logging.INFO and r.name == REQUEST_LOGGER for r in request_log)
+
+
+def test_a_refused_prediction_logs_no_digit(client, request_log):
+    client.post("/predict", data=b"not an image", content_type="image/png")
+    (line,) = (r.msg for r in request_log)
+    assert line["status"] == 400 and "digit" not in line
+
+
+def test_above_info_no_request_is_logged(request_log, digit_png):
+    quiet = create_app({"TESTING": True, "LOG_LEVEL": "WARNING"})
+    try:
+        assert quiet.test_client().post("/predict", data=digit_png(1), content_type="image/png").status_code == 200
+        assert request_log == []
+    finally:
+        logging.getLogger("digitdraw").setLevel(logging.INFO)
+
+
+def test_the_apps_logger_has_one_json_handler_however_many_apps(app):
+    create_app({"TESTING": True})
+    logger = logging.getLogger("digitdraw")
+    ours = [h for h in logger.handlers if isinstance(h.formatter, JsonLineFormatter)]
+    assert len(ours) == 1 and type(ours[0]) is logging.StreamHandler
+    assert logger.propagate is False and logger.level == logging.INFO
