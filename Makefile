@@ -21,7 +21,7 @@ PEN_STYLES := runs/pen_styles.npz
 PEN_CALIBRATE := runs/pen_calibrate.npz
 PEN_SOURCES := tools/pen_dataset.py tools/pendata.py tools/shapes.py tools/strokes.py app/preprocess.py
 
-.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate eval-numbers zoo clean zoo-eval bench-predict bench-settings
+.PHONY: help venv run test test-fast train promote pen-data eval-pen evaluate bench bench-serve soak lint fuzz-long bench-attack lock test-docker finetune mutate mutate-routes eval-numbers zoo clean zoo-eval bench-predict bench-settings
 
 help:
 	@echo "make run          serve the page and API on http://$(HOST):$(PORT) (HOST=0.0.0.0, PORT=... override)"
@@ -44,6 +44,7 @@ help:
 	@echo "make test-docker  build and run the image under a private dockerd (root, docker.io, mmdebstrap)"
 	@echo "make finetune     export the stored corrections and fine-tune the shipped model on them (docs/corrections.md)"
 	@echo "make mutate       mutation-test the core modules (mutmut; slow, not in CI; MODULES=model.losses for one)"
+	@echo "make mutate-routes mutation-test the routes, error handlers and hooks mutmut skips (decorated functions)"
 	@echo "make eval-numbers exact-number accuracy on numbers composed from real pen digits (N=200 per spacing)"
 	@echo "make zoo          retrain the classic networks (model/weights/zoo/) and print the comparison table"
 	@echo "make zoo-eval     judge the shipped zoo files and the CNN again (no training) and print the table"
@@ -124,7 +125,7 @@ MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment \
 	app.request_framing app.store app.feedback model.rejection model.augment model.idx app.config \
-	app.security app.metrics app.errors app.models app.number_api model.calibrate
+	app.security app.metrics app.errors app.models app.number_api model.calibrate app.logs
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -157,12 +158,32 @@ TESTS_app.errors       := tests/test_errors.py tests/test_refusals.py tests/test
 TESTS_app.models       := tests/test_models_api.py
 TESTS_app.number_api   := tests/test_numbers.py
 TESTS_model.calibrate  := tests/test_calibrate.py
+TESTS_app.logs         := tests/test_logs.py tests/test_api.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'
 	$(foreach m,$(MODULES),rm -f mutants/mutmut-stats.json; \
 		MUTATE_TESTS="$(TESTS_$(m))" nice -n 19 $(VENV)/bin/mutmut run --max-children 2 "$(m).*";)
 	$(PY) -m tools.mutation_score --survivors
+
+# mutmut skips decorated functions: the routes, error handlers and request hooks.
+# This runs it on a scratch copy of HEAD (git archive) whose decorators
+# tools/undecorate.py has turned into plain calls, on those functions only.
+ROUTES_TREE ?= $(or $(TMPDIR),/tmp)/digitdraw-mutate-routes
+ROUTE_MODULES := app/api.py app/feedback.py app/metrics.py app/models.py app/number_api.py app/openapi.py \
+	app/pages.py app/logs.py app/security.py app/errors.py app/store.py
+TESTS_routes := tests/test_api.py tests/test_api_answers.py tests/test_describe.py tests/test_refusals.py \
+	tests/test_payload.py tests/test_imaging.py tests/test_feedback.py tests/test_store.py tests/test_metrics.py \
+	tests/test_openapi.py tests/test_page.py tests/test_numbers.py tests/test_models_api.py tests/test_errors.py \
+	tests/test_config.py tests/test_pen.py tests/test_shipped_model.py tests/test_logs.py
+mutate-routes: venv
+	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'
+	rm -rf $(ROUTES_TREE) && mkdir -p $(ROUTES_TREE)
+	git archive HEAD | tar -x -C $(ROUTES_TREE)
+	cd $(ROUTES_TREE) && $(CURDIR)/$(PY) -m tools.undecorate $(ROUTE_MODULES) > route-mutants.txt
+	cd $(ROUTES_TREE) && MNIST_DIR=$(MNIST_DIR) MUTATE_TESTS="$(TESTS_routes)" nice -n 19 \
+		$(CURDIR)/$(VENV)/bin/mutmut run --max-children 2 $$(cat route-mutants.txt)
+	cd $(ROUTES_TREE) && $(CURDIR)/$(PY) -m tools.mutation_score --survivors
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis test-artifacts mutants

@@ -6,6 +6,7 @@ code against PostgreSQL is exercised in test_store.py.
 """
 import base64
 import io
+import logging
 import sqlite3
 
 import numpy as np
@@ -29,6 +30,18 @@ def make_app(data_dir):
     def make(**config):
         return create_app({"TESTING": True, "DATA_DIR": str(data_dir), **config})
     return make
+
+
+@pytest.fixture
+def app_log():
+    """Records the app's logger hands to its handlers (it does not propagate to pytest's)."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("digitdraw")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
 
 
 @pytest.fixture
@@ -176,8 +189,18 @@ def test_a_blank_drawing_is_refused(client):
     blank = encode(Image.new("RGBA", (280, 280), (0, 0, 0, 0)), "PNG")
     response = client.post("/feedback?label=3", data=blank, content_type="image/png")
     assert response.status_code == 422
-    assert "blank" in response.get_json()["error"]
+    assert response.get_json()["error"] == "The image holds no ink (it is blank); there is no drawing to correct."
     assert count(client) == 0
+
+
+def test_without_a_model_corrections_are_503_and_nothing_stored(make_app, digit_png):
+    app = make_app()
+    app.extensions["digit_model"] = None
+    client = app.test_client()
+    response = client.post("/feedback?label=3", data=digit_png(7), content_type="image/png")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "The model is not loaded; the server cannot take corrections right now."
+    assert client.get("/feedback/summary").get_json()["count"] == 0
 
 
 @pytest.mark.parametrize("send, status", [
@@ -214,18 +237,22 @@ def test_switched_off_both_routes_answer_404_and_nothing_is_written(make_app, di
     for response in (client.post("/feedback?label=3", data=digit_png(7), content_type="image/png"),
                      client.get("/feedback/summary")):
         assert response.status_code == 404
-        assert "switched off" in response.get_json()["error"]
+        assert response.get_json()["error"] == ("Corrections are switched off on this server (FEEDBACK=off); "
+                                                "POST /predict still classifies images.")
     assert client.post("/predict", data=digit_png(7), content_type="image/png").status_code == 200
     assert not data_dir.exists()  # no database file is even created
 
 
-def test_beyond_the_cap_new_corrections_are_refused_and_nothing_else_changes(make_app, digit_png):
+def test_beyond_the_cap_new_corrections_are_refused_and_nothing_else_changes(make_app, digit_png, app_log):
+    warnings = app_log
     client = make_app(FEEDBACK_MAX=2).test_client()
     for label in (1, 2):
         assert client.post(f"/feedback?label={label}", data=digit_png(7), content_type="image/png").status_code == 201
     response = client.post("/feedback?label=3", data=digit_png(7), content_type="image/png")
     assert response.status_code == 507
-    assert "maximum of 2 corrections" in response.get_json()["error"]
+    assert response.get_json()["error"] == ("This server already stores its maximum of 2 corrections and takes no "
+                                            "more; predictions still work. The operator can raise FEEDBACK_MAX.")
+    assert {"event": "corrections_full", "cap": 2} in [r.msg for r in warnings]
     summary = client.get("/feedback/summary").get_json()
     assert summary["count"] == 2 and summary["per_label"]["3"] == 0
     assert client.post("/predict", data=digit_png(7), content_type="image/png").get_json()["digit"] == 7
