@@ -94,3 +94,16 @@ def test_the_apps_logger_has_one_json_handler_however_many_apps(app):
     ours = [h for h in logger.handlers if isinstance(h.formatter, JsonLineFormatter)]
     assert len(ours) == 1 and type(ours[0]) is logging.StreamHandler
     assert logger.propagate is False and logger.level == logging.INFO
+
+
+def test_the_first_app_in_a_process_installs_the_json_handler(monkeypatch):
+    """What `create_app` sets up when the logger has none of ours yet (a fresh
+    worker process), with the handlers earlier tests left put back after."""
+    logger = logging.getLogger("digitdraw")
+    monkeypatch.setattr(logger, "handlers", [h for h in logger.handlers if not getattr(h, "_digitdraw", False)])
+    monkeypatch.setattr(logger, "propagate", True)
+    create_app({"TESTING": True})
+    (ours,) = [h for h in logger.handlers if getattr(h, "_digitdraw", False)]
+    assert ours._digitdraw is True and type(ours) is logging.StreamHandler and ours.stream is sys.stderr
+    assert isinstance(ours.formatter, JsonLineFormatter)
+    assert logger.propagate is False

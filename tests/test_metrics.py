@@ -46,6 +46,9 @@ def test_metrics_is_prometheus_text(client):
 
 
 def test_counts_follow_real_requests(client, app, digit_png):
+    from app import metrics
+    for cached in (metrics._requests_child, metrics._latency_child, metrics._answers_child):
+        cached.cache_clear()  # label children made afresh: by this test's requests, not an earlier one's
     before = samples(client.get("/metrics").get_data(as_text=True))
     answers = [client.post("/predict", data=digit_png(d), content_type="image/png").get_json()
                for d in (7, 7, 1, 0)]

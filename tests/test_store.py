@@ -379,3 +379,13 @@ def test_sqlite_connections_wait_for_a_busy_writer_as_long_as_configured(tmp_pat
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_a_data_directory_that_cannot_be_made_says_what_to_do(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError) as refused:
+        open_store(f"sqlite:///{blocker / 'data' / 'corrections.sqlite3'}")
+    assert str(refused.value) == (f"cannot create the data directory {blocker / 'data'} for corrections "
+                                  "(Not a directory); set DATA_DIR to a writable folder, or FEEDBACK=off")
+
