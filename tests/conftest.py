@@ -1,6 +1,7 @@
 """Shared fixtures: the app and its test client (as in Flask's tutorial), plus
 helpers that draw digit-like images the way a person would on the page."""
 import io
+import logging
 import math
 
 import pytest
@@ -56,6 +57,25 @@ def app():
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def log_records():
+    """Factory: `log_records("digitdraw")` -> a list that receives that logger's
+    records until the test ends (the app's loggers do not propagate to caplog)."""
+    attached = []
+
+    def attach(name):
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logging.getLogger(name).addHandler(handler)
+        attached.append((name, handler))
+        return records
+
+    yield attach
+    for name, handler in attached:
+        logging.getLogger(name).removeHandler(handler)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 error status, the headers, and start-up refusing a broken model."""
 import base64
 import io
-import logging
 import shutil
 import struct
 import zlib
@@ -393,17 +392,10 @@ def test_the_page_is_not_marked_no_store(client):
     assert "Cache-Control" not in client.get("/").headers
 
 
-def test_one_log_line_per_request_with_timing(client):
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("digitdraw.request")
-    logger.addHandler(handler)
-    try:
-        client.get("/healthz")
-        client.get("/predict")
-    finally:
-        logger.removeHandler(handler)
+def test_one_log_line_per_request_with_timing(client, log_records):
+    records = log_records("digitdraw.request")
+    client.get("/healthz")
+    client.get("/predict")
     fields = [record.msg for record in records]
     assert [(f["method"], f["path"], f["status"]) for f in fields] == [
         ("GET", "/healthz", 200), ("GET", "/predict", 405)]

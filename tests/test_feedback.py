@@ -6,7 +6,6 @@ code against PostgreSQL is exercised in test_store.py.
 """
 import base64
 import io
-import logging
 import sqlite3
 
 import numpy as np
@@ -30,18 +29,6 @@ def make_app(data_dir):
     def make(**config):
         return create_app({"TESTING": True, "DATA_DIR": str(data_dir), **config})
     return make
-
-
-@pytest.fixture
-def app_log():
-    """Records the app's logger hands to its handlers (it does not propagate to pytest's)."""
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("digitdraw")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 @pytest.fixture
@@ -243,8 +230,8 @@ def test_switched_off_both_routes_answer_404_and_nothing_is_written(make_app, di
     assert not data_dir.exists()  # no database file is even created
 
 
-def test_beyond_the_cap_new_corrections_are_refused_and_nothing_else_changes(make_app, digit_png, app_log):
-    warnings = app_log
+def test_beyond_the_cap_new_corrections_are_refused_and_nothing_else_changes(make_app, digit_png, log_records):
+    warnings = log_records("digitdraw")
     client = make_app(FEEDBACK_MAX=2).test_client()
     for label in (1, 2):
         assert client.post(f"/feedback?label={label}", data=digit_png(7), content_type="image/png").status_code == 201

@@ -3,6 +3,7 @@ filter by field; the fields and the line's format are what they rely on."""
 import json
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,20 +44,14 @@ def test_an_exception_is_carried_in_its_own_field():
 
 
 def test_values_json_cannot_hold_are_written_as_text():
-    line = json.loads(JsonLineFormatter().format(record({"path": __import__("pathlib").Path("/m.npz")})))
+    line = json.loads(JsonLineFormatter().format(record({"path": Path("/m.npz")})))
     assert line["path"] == "/m.npz"
 
 
 @pytest.fixture
-def request_log():
+def request_log(log_records):
     """The request logger's records, as the app hands them to its handler."""
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger(REQUEST_LOGGER)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
+    return log_records(REQUEST_LOGGER)
 
 
 def test_a_prediction_logs_its_digit_and_request_size(client, digit_png, request_log):

@@ -25,13 +25,12 @@ import ast
 import sys
 from pathlib import Path
 
-KEPT = ("property", "staticmethod", "classmethod", "dataclass")
+KEPT = ("property", "setter", "getter", "deleter", "staticmethod", "classmethod", "dataclass")
 
 
 def _kept(decorator):
     target = decorator.func if isinstance(decorator, ast.Call) else decorator
-    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-    return name in KEPT or name in ("setter", "getter", "deleter")
+    return (target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")) in KEPT
 
 
 def _decorated(tree):
