@@ -262,6 +262,10 @@ print(status, (status_kib("VmHWM") - before) / 1024)
 """
 
 
+# A refused image may grow the peak by this much at most (the error's own objects).
+REFUSED_GROWTH_MIB = 8
+
+
 def decode_in_fresh_process(body, max_pixels):
     """(status, MiB the peak memory grew by) of decoding `body` in a new interpreter."""
     result = subprocess.run([sys.executable, "-c", PEAK_GROWTH, str(max_pixels)], input=body,
@@ -277,15 +281,18 @@ def test_huge_declared_dimensions_are_refused_without_decoding(client, name, bod
     assert "error" in assert_contract_answer(post(client, body, mime), allowed=allowed)
     status, grown_mib = decode_in_fresh_process(body, client.application.config["MAX_IMAGE_PIXELS"])
     assert status in allowed
-    # Decoding any of these would take gigabytes (the 5000x5000 one, 25 MB).
-    assert grown_mib < 20, f"{name}: peak memory grew by {grown_mib:.0f} MiB"
+    # Decoding any of these would take gigabytes (the 5000x5000 one, 25 MB); refusing
+    # them grew the peak by 0.2-2 MiB (measured here).
+    assert grown_mib < REFUSED_GROWTH_MIB, f"{name}: peak memory grew by {grown_mib:.0f} MiB"
 
 
 def test_peak_memory_measurement_sees_a_real_decode():
-    """The measurement above can fail: the same 5000x5000 file, allowed and decoded, grows it."""
+    """The measurement above can fail: the same 5000x5000 file, allowed and decoded, grows it
+    by far more than the bound (23.9 MiB here, its 25 MB of pixels; 15.9 MiB was once seen in
+    another process layout, so the bound sits well below both)."""
     status, grown_mib = decode_in_fresh_process(png_zero_bomb(5000), 5000 * 5000)
     assert status == 200
-    assert grown_mib >= 20
+    assert grown_mib >= 1.5 * REFUSED_GROWTH_MIB
 
 
 def rotated_with_exif(image, orientation):
