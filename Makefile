@@ -125,7 +125,7 @@ MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment \
 	app.request_framing app.store app.feedback model.rejection model.augment model.idx app.config \
-	app.security app.metrics app.errors app.models app.number_api model.calibrate app.logs
+	app.security app.metrics app.errors app.models app.number_api model.calibrate app.logs app.server_log
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -159,6 +159,7 @@ TESTS_app.models       := tests/test_models_api.py
 TESTS_app.number_api   := tests/test_numbers.py
 TESTS_model.calibrate  := tests/test_calibrate.py
 TESTS_app.logs         := tests/test_logs.py tests/test_api.py
+TESTS_app.server_log   := tests/test_gunicorn.py
 
 mutate: venv
 	$(PY) -m pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

@@ -86,10 +86,12 @@ limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
 
-# The app writes one JSON line per request itself; gunicorn's own log is for errors.
+# The app writes one JSON line per request itself; gunicorn's own log is for errors,
+# written as JSON lines too (app/server_log.py), so stderr holds nothing else.
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logger_class = "app.server_log.GunicornJsonLogger"
 
 # Heartbeat files on tmpfs: a container's overlay filesystem can stall them.
 if os.path.isdir("/dev/shm"):

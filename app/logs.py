@@ -1,12 +1,16 @@
 """One JSON line per request (method, path, status, duration) for log collectors.
 
 JSON rather than prose so `jq` or a log pipeline can filter slow or failing
-requests without regexes.
+requests without regexes. Python warnings come through the same handler (a
+library's warning would otherwise print two lines of plain text into the
+stream), and gunicorn's own messages use the same formatter
+(`GunicornJsonLogger`), so stderr is one JSON object a line from start to stop.
 """
 import json
 import logging
 import sys
 import time
+import warnings
 
 from flask import g, request
 
@@ -34,16 +38,34 @@ class JsonLineFormatter(logging.Formatter):
 JsonLineFormatter.converter = time.gmtime
 
 
-def configure(app):
-    """Send the app's logs to stderr as JSON lines at LOG_LEVEL, once per process."""
-    logger = logging.getLogger("digitdraw")
-    logger.setLevel(app.config["LOG_LEVEL"])
+WARNINGS_LOGGER = "py.warnings"  # where logging.captureWarnings sends them
+
+
+def _json_to_stderr(logger):
+    """Give `logger` one JSON handler on stderr (once per process) and keep its
+    records from also reaching the root logger's handlers."""
     if not any(getattr(h, "_digitdraw", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLineFormatter())
         handler._digitdraw = True
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def configure(app):
+    """Send the app's logs and Python's warnings to stderr as JSON lines at
+    LOG_LEVEL, once per process."""
+    logger = logging.getLogger("digitdraw")
+    logger.setLevel(app.config["LOG_LEVEL"])
+    _json_to_stderr(logger)
+    logging.captureWarnings(True)
+    _json_to_stderr(logging.getLogger(WARNINGS_LOGGER))
+    # Pillow's EXIF reader warns about malformed tags in an upload ("Tag data
+    # larger than file. Skipping tag 270"): the client's file, which
+    # preprocess._upright already reads as having no such tag. Nothing there
+    # for an operator, and every distinct text (the tag, the byte counts) would
+    # add a log line and an entry to the worker's warning registry.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
     request_log = logging.getLogger(REQUEST_LOGGER)
 
     @app.before_request

@@ -96,6 +96,11 @@ def test_serves_healthz_with_the_model_loaded(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # gunicorn's own messages and the app's, from boot to shutdown: one JSON object a line
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    said = {(line["logger"], line.get("message") or line.get("event")) for line in lines}
+    assert ("digitdraw", "model_loaded") in said and ("gunicorn.error", "Shutting down: Master") in said
+    assert any(logger == "gunicorn.error" and text.startswith("Booting worker with pid: ") for logger, text in said)
 
 
 @pytest.mark.slow
@@ -111,3 +116,21 @@ def test_broken_model_stops_the_server_with_its_reason(tmp_path):
     assert code != 0
     text = log.read_text()
     assert "ModelFileError" in text and "broken.npz" in text
+
+
+def test_gunicorns_logger_writes_json_lines_where_errorlog_says(tmp_path):
+    from gunicorn.config import Config
+
+    from app.server_log import GunicornJsonLogger
+
+    config = Config()
+    config.set("errorlog", str(tmp_path / "gunicorn.log"))
+    logger = GunicornJsonLogger(config)
+    logger.info("Booting worker with pid: %s", 4242)
+    logger.warning("Worker %s timed out", 4242)
+    lines = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
+    assert [(line["level"], line["logger"], line["message"]) for line in lines] == [
+        ("info", "gunicorn.error", "Booting worker with pid: 4242"),
+        ("warning", "gunicorn.error", "Worker 4242 timed out")]
+    for handler in logger.error_log.handlers:
+        handler.close()

@@ -2,6 +2,8 @@
 filter by field; the fields and the line's format are what they rely on."""
 import json
 import logging
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -102,3 +104,42 @@ def test_the_first_app_in_a_process_installs_the_json_handler(monkeypatch):
     assert ours._digitdraw is True and type(ours) is logging.StreamHandler and ours.stream is sys.stderr
     assert isinstance(ours.formatter, JsonLineFormatter)
     assert logger.propagate is False
+
+
+# Run in a fresh interpreter: pytest records warnings itself during a test, which
+# would hide where the app sends them.
+WARNINGS_SCRIPT = """
+import io, struct, sys, warnings, zlib
+from PIL import Image
+from app import create_app
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+digit = Image.new("L", (28, 28))
+digit.paste(255, (10, 5, 18, 23))
+buffer = io.BytesIO()
+digit.save(buffer, "PNG")
+png = buffer.getvalue()
+# EXIF whose one tag claims 100 bytes past the end of the data: Pillow warns and skips it
+exif = b"II*\\x00" + struct.pack("<IHHHIII", 8, 1, 0x010E, 2, 100, 200, 0)
+at = png.index(b"IDAT") - 4
+upload = png[:at] + chunk(b"eXIf", exif) + png[at:]
+
+client = create_app({"TESTING": True}).test_client()
+warnings.warn("the disk is slow")
+print(client.post("/predict", data=upload, content_type="image/png").status_code, file=sys.stdout)
+"""
+
+
+def test_warnings_are_json_lines_and_an_uploads_bad_exif_is_not_one(tmp_path):
+    done = subprocess.run([sys.executable, "-c", WARNINGS_SCRIPT], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, "DATA_DIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["200"]  # the upload is read, its bad tag skipped
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
+    (warning,) = [line for line in lines if line["logger"] == "py.warnings"]
+    assert warning["level"] == "warning" and "UserWarning: the disk is slow" in warning["message"]
+    assert not any("Tag data" in json.dumps(line) for line in lines)
+    assert [line["path"] for line in lines if line.get("event") == "request"] == ["/predict"]
