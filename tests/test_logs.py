@@ -135,7 +135,7 @@ print(client.post("/predict", data=upload, content_type="image/png").status_code
 def test_warnings_are_json_lines_and_an_uploads_bad_exif_is_not_one(tmp_path):
     done = subprocess.run([sys.executable, "-c", WARNINGS_SCRIPT], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent,
-                          env={**os.environ, "DATA_DIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": ""})
+                          env={**os.environ, "DATA_DIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["200"]  # the upload is read, its bad tag skipped
     lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
