@@ -59,7 +59,9 @@ def configure(app):
     logger.setLevel(app.config["LOG_LEVEL"])
     _json_to_stderr(logger)
     logging.captureWarnings(True)
-    _json_to_stderr(logging.getLogger(WARNINGS_LOGGER))
+    warnings_log = logging.getLogger(WARNINGS_LOGGER)
+    warnings_log.setLevel(app.config["LOG_LEVEL"])
+    _json_to_stderr(warnings_log)
     # Pillow's EXIF reader warns about malformed tags in an upload ("Tag data
     # larger than file. Skipping tag 270"): the client's file, which
     # preprocess._upright already reads as having no such tag. Nothing there

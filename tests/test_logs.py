@@ -132,14 +132,24 @@ print(client.post("/predict", data=upload, content_type="image/png").status_code
 """
 
 
-def test_warnings_are_json_lines_and_an_uploads_bad_exif_is_not_one(tmp_path):
+def run_warnings_script(tmp_path, log_level):
+    """The JSON lines WARNINGS_SCRIPT writes to stderr at `log_level`."""
     done = subprocess.run([sys.executable, "-c", WARNINGS_SCRIPT], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent,
-                          env={**os.environ, "DATA_DIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+                          env={**os.environ, "DATA_DIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+                               "LOG_LEVEL": log_level})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["200"]  # the upload is read, its bad tag skipped
-    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
+    return [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
+
+
+def test_warnings_are_json_lines_and_an_uploads_bad_exif_is_not_one(tmp_path):
+    lines = run_warnings_script(tmp_path, "INFO")
     (warning,) = [line for line in lines if line["logger"] == "py.warnings"]
     assert warning["level"] == "warning" and "UserWarning: the disk is slow" in warning["message"]
     assert not any("Tag data" in json.dumps(line) for line in lines)
     assert [line["path"] for line in lines if line.get("event") == "request"] == ["/predict"]
+
+
+def test_above_warning_level_warnings_are_not_logged(tmp_path):
+    assert run_warnings_script(tmp_path, "ERROR") == []
