@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,25 @@ def test_warnings_are_json_lines_and_an_uploads_bad_exif_is_not_one(tmp_path):
 
 def test_above_warning_level_warnings_are_not_logged(tmp_path):
     assert run_warnings_script(tmp_path, "ERROR") == []
+
+
+def test_the_app_routes_warnings_to_its_json_handler_but_not_pillows_exif_ones(log_records, monkeypatch):
+    """The same in this process (so that mutation testing sees it): the filter is
+    Pillow's TIFF reader's user warnings only, and everything else is logged."""
+    warnings_logger = logging.getLogger("py.warnings")
+    monkeypatch.setattr(warnings_logger, "level", warnings_logger.level)
+    logging.captureWarnings(False)  # whatever an earlier test's app left
+    try:
+        create_app({"TESTING": True, "LOG_LEVEL": "WARNING"})
+        records = log_records("py.warnings")
+        warnings.warn_explicit("Tag data larger than file. Skipping tag 270", UserWarning,
+                               "TiffImagePlugin.py", 946, module="PIL.TiffImagePlugin")
+        warnings.warn_explicit("a deprecated mode", DeprecationWarning, "TiffImagePlugin.py", 10,
+                               module="PIL.TiffImagePlugin")
+        warnings.warn_explicit("the disk is slow", UserWarning, "store.py", 5, module="app.store")
+    finally:
+        logging.captureWarnings(False)
+    assert ["deprecated mode" in r.getMessage() or "disk is slow" in r.getMessage() for r in records] == [True, True]
+    ours = [h for h in warnings_logger.handlers if getattr(h, "_digitdraw", False)]
+    assert len(ours) == 1 and isinstance(ours[0].formatter, JsonLineFormatter)
+    assert warnings_logger.propagate is False and warnings_logger.level == logging.WARNING
