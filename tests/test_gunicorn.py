@@ -10,6 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from gunicorn.config import Config
+
+from app.server_log import GunicornJsonLogger
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "gunicorn.conf.py"
@@ -119,10 +122,6 @@ def test_broken_model_stops_the_server_with_its_reason(tmp_path):
 
 
 def test_gunicorns_logger_writes_json_lines_where_errorlog_says(tmp_path):
-    from gunicorn.config import Config
-
-    from app.server_log import GunicornJsonLogger
-
     config = Config()
     config.set("errorlog", str(tmp_path / "gunicorn.log"))
     logger = GunicornJsonLogger(config)

@@ -152,7 +152,7 @@ def test_warnings_are_json_lines_and_an_uploads_bad_exif_is_not_one(tmp_path):
     assert [line["path"] for line in lines if line.get("event") == "request"] == ["/predict"]
 
 
-def test_above_warning_level_warnings_are_not_logged(tmp_path):
+def test_at_error_level_neither_warnings_nor_requests_are_logged(tmp_path):
     assert run_warnings_script(tmp_path, "ERROR") == []
 
 
