@@ -18,13 +18,19 @@ REQUEST_LOGGER = "digitdraw.request"
 
 
 class JsonLineFormatter(logging.Formatter):
-    """Renders a record as one JSON object; dict messages are merged in as fields."""
+    """Renders a record as one JSON object; dict messages are merged in as fields.
+
+    `pid` says which process wrote the line: gunicorn's master and every worker
+    share one stream, and gunicorn names workers by pid ("Booting worker with
+    pid: 41", "WORKER TIMEOUT (pid:41)").
+    """
 
     def format(self, record):
         line = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
         }
         if isinstance(record.msg, dict):
             line.update(record.msg)

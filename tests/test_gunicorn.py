@@ -103,7 +103,13 @@ def test_serves_healthz_with_the_model_loaded(tmp_path):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     said = {(line["logger"], line.get("message") or line.get("event")) for line in lines}
     assert ("digitdraw", "model_loaded") in said and ("gunicorn.error", "Shutting down: Master") in said
-    assert any(logger == "gunicorn.error" and text.startswith("Booting worker with pid: ") for logger, text in said)
+    # each line names the process that wrote it: the master, or the worker gunicorn booted
+    (booted,) = [line for line in lines if line.get("message", "").startswith("Booting worker with pid: ")]
+    worker = int(booted["message"].rsplit(" ", 1)[1])
+    assert booted["logger"] == "gunicorn.error" and booted["pid"] == worker != server.pid
+    (served,) = [line for line in lines if line.get("event") == "request"]
+    assert served["path"] == "/healthz" and served["pid"] == worker
+    assert {line["pid"] for line in lines if line.get("message") == "Shutting down: Master"} == {server.pid}
 
 
 @pytest.mark.slow

@@ -24,13 +24,14 @@ def test_a_dict_message_becomes_fields_of_one_json_line():
     line = JsonLineFormatter().format(record({"event": "model_loaded", "sha256": "abc", "n": 3}))
     assert "\n" not in line
     assert json.loads(line) == {"ts": "1971-01-01T00:00:00.123Z", "level": "warning", "logger": "digitdraw.test",
+                                "pid": os.getpid(),
                                 "event": "model_loaded", "sha256": "abc", "n": 3}
 
 
 def test_a_text_message_is_formatted_with_its_arguments():
     line = json.loads(JsonLineFormatter().format(record("stored %d of %s", (3, "corrections"))))
     assert line["message"] == "stored 3 of corrections"
-    assert set(line) == {"ts", "level", "logger", "message"}
+    assert set(line) == {"ts", "level", "logger", "pid", "message"}
 
 
 def test_timestamps_are_utc_with_milliseconds():
