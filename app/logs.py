@@ -61,13 +61,11 @@ def _json_to_stderr(logger):
 def configure(app):
     """Send the app's logs and Python's warnings to stderr as JSON lines at
     LOG_LEVEL, once per process."""
-    logger = logging.getLogger("digitdraw")
-    logger.setLevel(app.config["LOG_LEVEL"])
-    _json_to_stderr(logger)
+    for name in ("digitdraw", WARNINGS_LOGGER):
+        logger = logging.getLogger(name)
+        logger.setLevel(app.config["LOG_LEVEL"])
+        _json_to_stderr(logger)
     logging.captureWarnings(True)
-    warnings_log = logging.getLogger(WARNINGS_LOGGER)
-    warnings_log.setLevel(app.config["LOG_LEVEL"])
-    _json_to_stderr(warnings_log)
     # Pillow's EXIF reader warns about malformed tags in an upload ("Tag data
     # larger than file. Skipping tag 270"): the client's file, which
     # preprocess._upright already reads as having no such tag. Nothing there
