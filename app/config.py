@@ -48,7 +48,7 @@ def _positive_int(name, raw):
     except ValueError:
         raise SettingError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
-        raise SettingError(f"{name} must be positive, got {value}")
+        raise SettingError(f"{name} must be at least 1, got {value}")
     return value
 
 

@@ -42,7 +42,7 @@ def test_a_switch_that_is_neither_is_refused_by_name():
 @pytest.mark.parametrize("name", ["MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "FEEDBACK_MAX", "FEEDBACK_UPLOAD_MAX_BYTES"])
 def test_sizes_are_positive_whole_numbers(name):
     assert from_env({name: "1"})[name] == 1 and from_env({name: " 2048 "})[name] == 2048
-    for raw, message in (("0", f"{name} must be positive, got 0"), ("-3", f"{name} must be positive, got -3"),
+    for raw, message in (("0", f"{name} must be at least 1, got 0"), ("-3", f"{name} must be at least 1, got -3"),
                          ("1.5", f"{name} must be a whole number, got '1.5'"),
                          ("5MB", f"{name} must be a whole number, got '5MB'")):
         with pytest.raises(SettingError, match=re.escape(message)):

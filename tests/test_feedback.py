@@ -284,7 +284,7 @@ def test_settings_from_the_environment():
 
 @pytest.mark.parametrize("environ, named", [
     ({"FEEDBACK": "maybe"}, "FEEDBACK must be on or off"),
-    ({"FEEDBACK_MAX": "0"}, "FEEDBACK_MAX must be positive"),
+    ({"FEEDBACK_MAX": "0"}, "FEEDBACK_MAX must be at least 1"),
     ({"FEEDBACK_UPLOAD_MAX_BYTES": "lots"}, "FEEDBACK_UPLOAD_MAX_BYTES must be a whole number"),
     ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL must be postgresql://"),
 ])
