@@ -4,8 +4,8 @@ gunicorn runs several worker processes; each would count only its own requests.
 prometheus-client's multiprocess mode keeps every process's values in small
 memory-mapped files under PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py makes a
 fresh one per server start) and adds them up when scraped, so any worker
-answers /metrics with the server's totals. Without that variable (tests,
-`flask run`) the process's own registry is served.
+answers /metrics with the server's totals. Without that variable, or with it
+empty (tests, `flask run`), the process's own registry is served.
 
 Other modules count through the functions here (`count_answer`,
 `count_correction`) rather than touching metric objects.
@@ -15,9 +15,18 @@ import os
 import time
 
 from flask import Blueprint, Response, g, request
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus-client enters multiprocess mode when the variable merely exists:
+# set but empty ("PROMETHEUS_MULTIPROC_DIR=" in a compose file), it wrote its
+# files into the working directory, while `registry()` below and
+# gunicorn.conf.py read empty as unset. Empty is unset everywhere, then; this
+# must run before prometheus-client is imported, which decides at import.
+if os.environ.get(MULTIPROC_ENV) == "":
+    del os.environ[MULTIPROC_ENV]
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess  # noqa: E402
+
 # The classic text format, which every Prometheus (2.x and 3.x) and most other
 # scrapers read; our names are plain ASCII, so 1.0.0 would add nothing.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

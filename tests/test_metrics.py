@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus text that adds up to what was really served,
 in process and across the workers of a real gunicorn."""
 import http.client
+import json
 import os
 import signal
 import socket
@@ -138,6 +139,32 @@ def test_multiprocess_registry_adds_up_other_processes_files(tmp_path, monkeypat
     assert value(scrape, "digitdraw_child_total_seen_total") == 3
     monkeypatch.delenv(metrics.MULTIPROC_ENV)
     assert metrics.registry() is metrics.REGISTRY
+
+
+EMPTY_DIR_SCRIPT = """
+import json
+from app import create_app
+client = create_app().test_client()
+client.get("/healthz")
+scrape = client.get("/metrics").get_data(as_text=True)
+print(json.dumps([line for line in scrape.splitlines() if line.startswith("digitdraw_http_requests_total")]))
+"""
+
+
+def test_an_empty_multiprocess_dir_means_unset(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR set to "" is no directory: the process counts in
+    its own registry and /metrics serves it, with no metric files left in the
+    working directory (prometheus-client alone would put them there)."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": "", "DATA_DIR": str(tmp_path / "data"),
+           "PYTHONPATH": str(REPO), "LOG_LEVEL": "error"}
+    done = subprocess.run([sys.executable, "-c", EMPTY_DIR_SCRIPT], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 'digitdraw_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in lines
+    assert list(workdir.iterdir()) == []
 
 
 # ------------------------------------------------------------------ under gunicorn
