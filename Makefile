@@ -68,7 +68,8 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
-# Reproduces the shipped model: same seed, same data, same machine -> same weights.
+# Reproduces the shipped model: same seed, data, machine and BLAS kernel -> same weights
+# (elsewhere an equivalent model: docs/model.md).
 # Stage 1: the schedule, then three averaged epochs. Stage 2: two more averaged
 # epochs from its weights with every MNIST image drawn twice (docs/pen.md: this
 # buys back the MNIST accuracy the pen images cost; more MNIST costs pen accuracy).
