@@ -18,7 +18,7 @@ from flask import Blueprint, Response, g, request
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client enters multiprocess mode when the variable merely exists:
-# set but empty ("PROMETHEUS_MULTIPROC_DIR=" in a compose file), it wrote its
+# set but empty ("PROMETHEUS_MULTIPROC_DIR=" in a compose file), it writes its
 # files into the working directory, while `registry()` below and
 # gunicorn.conf.py read empty as unset. Empty is unset everywhere, then; this
 # must run before prometheus-client is imported, which decides at import.
