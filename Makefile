@@ -126,7 +126,8 @@ MUTMUT_VERSION := 3.8.1
 MODULES ?= model.optimizers model.losses model.layers model.modelfile model.inference model.ops \
 	app.preprocess app.api app.payload app.imaging app.worker_balance model.parallel app.segment \
 	app.request_framing app.store app.feedback model.rejection model.augment model.idx app.config \
-	app.security app.metrics app.errors app.models app.number_api model.calibrate app.logs app.server_log
+	app.security app.metrics app.errors app.models app.number_api model.calibrate app.logs app.server_log \
+	app.buffering_worker
 TESTS_model.optimizers := tests/test_optimizers.py tests/test_threaded_training.py
 TESTS_model.losses     := tests/test_gradients.py tests/test_losses.py
 TESTS_model.layers     := tests/test_layers.py tests/test_gradients.py tests/test_architecture.py \
@@ -144,6 +145,7 @@ TESTS_app.api          := tests/test_describe.py tests/test_api.py tests/test_re
 TESTS_app.payload      := tests/test_payload.py tests/test_api.py tests/test_refusals.py
 TESTS_app.imaging      := tests/test_imaging.py tests/test_api.py tests/test_refusals.py
 TESTS_app.worker_balance := tests/test_worker_balance.py
+TESTS_app.buffering_worker := tests/test_buffering_worker_parts.py
 TESTS_model.parallel   := tests/test_parallel.py tests/test_threaded_training.py
 TESTS_app.segment      := tests/test_segment.py tests/test_numbers.py
 TESTS_app.request_framing := tests/test_request_framing.py
