@@ -17,5 +17,7 @@ class GunicornJsonLogger(Logger):
     def setup(self, cfg):
         super().setup(cfg)  # also run again on a configuration reload (HUP)
         for handler in self.error_log.handlers:
-            if isinstance(handler, logging.StreamHandler):  # stderr or a file; syslog keeps its format
+            # gunicorn's own (it marks them), to stderr or a file; syslog keeps its
+            # format, and a handler someone else attached keeps its own
+            if getattr(handler, "_gunicorn", False) and isinstance(handler, logging.StreamHandler):
                 handler.setFormatter(JsonLineFormatter())

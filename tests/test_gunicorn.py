@@ -1,6 +1,8 @@
 """gunicorn.conf.py: settings from the environment, one BLAS thread per worker,
 and a server that refuses to boot on a broken model instead of serving errors."""
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -130,7 +132,17 @@ def test_broken_model_stops_the_server_with_its_reason(tmp_path):
 def test_gunicorns_logger_writes_json_lines_where_errorlog_says(tmp_path):
     config = Config()
     config.set("errorlog", str(tmp_path / "gunicorn.log"))
-    logger = GunicornJsonLogger(config)
+    # Someone else's handler on the same logger (pytest attaches its capture
+    # handlers to every logger that does not propagate) keeps its own format.
+    foreign = logging.StreamHandler(io.StringIO())
+    foreign_format = logging.Formatter("%(levelname)s %(message)s")
+    foreign.setFormatter(foreign_format)
+    logging.getLogger("gunicorn.error").addHandler(foreign)
+    try:
+        logger = GunicornJsonLogger(config)
+        assert foreign.formatter is foreign_format
+    finally:
+        logging.getLogger("gunicorn.error").removeHandler(foreign)
     logger.info("Booting worker with pid: %s", 4242)
     logger.warning("Worker %s timed out", 4242)
     lines = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
