@@ -136,6 +136,7 @@ def worker(monkeypatch, board):
     yield built
     for reading in list(built.readings):
         reading.conn.close()
+    built.method_queue.close()
     built.poller.close()
     built.tmp.close()
 
@@ -452,12 +453,26 @@ def listener(worker):
     sock.close()
 
 
-def test_a_lighter_worker_gets_the_next_connection_then_this_one_takes_its_turn(worker, board, listener):
-    peer = board.claim()
-    board.publish(peer, 0)
-    worker.nr_conns = 1
-    worker.set_accept_enabled(True)
-    client = socket.create_connection(listener.getsockname(), timeout=5)
+@pytest.fixture
+def knocking(worker, board, listener):
+    """knocking(peer_holds) -> a client waiting to be accepted by the worker, which
+    holds one connection and accepts, while another worker holds `peer_holds`."""
+    clients = []
+
+    def knock(peer_holds):
+        board.publish(board.claim(), peer_holds)
+        worker.nr_conns = 1
+        worker.set_accept_enabled(True)
+        clients.append(socket.create_connection(listener.getsockname(), timeout=5))
+        return clients[-1]
+
+    yield knock
+    for client in clients:
+        client.close()
+
+
+def test_a_lighter_worker_gets_the_next_connection_then_this_one_takes_its_turn(worker, listener, knocking):
+    knocking(peer_holds=0)
     worker.accept(listener)  # the peer holds fewer: let it accept
     assert worker.nr_conns == 1 and listener.fileno() not in worker.poller.get_map()
     assert worker.accept_resume_at == pytest.approx(time.monotonic() + worker_balance.ACCEPT_DEFER_S, abs=0.1)
@@ -468,15 +483,9 @@ def test_a_lighter_worker_gets_the_next_connection_then_this_one_takes_its_turn(
     assert listener.fileno() in worker.poller.get_map() and worker.accept_resume_at is None
     worker.accept(listener)  # having waited, it takes the next connection even so
     assert worker.nr_conns == 2 and len(worker.readings) == 1
-    client.close()
 
 
-def test_a_worker_no_heavier_than_the_others_accepts_at_once(worker, board, listener):
-    peer = board.claim()
-    board.publish(peer, 1)
-    worker.nr_conns = 1
-    worker.set_accept_enabled(True)
-    client = socket.create_connection(listener.getsockname(), timeout=5)
+def test_a_worker_no_heavier_than_the_others_accepts_at_once(worker, listener, knocking):
+    knocking(peer_holds=1)
     worker.accept(listener)
     assert (worker.nr_conns, len(worker.readings), worker.accept_resume_at) == (2, 1, None)
-    client.close()
