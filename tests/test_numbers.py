@@ -108,6 +108,25 @@ def test_two_stroke_four_is_one_digit(model):
     assert read(render(four + seven, 360), model).number == "47"
 
 
+def test_a_four_with_its_hook_apart_from_its_upright_is_one_digit(model):
+    """The hook half as tall as the line, its upright standing a fifth of the
+    height off to its right (some writers' 4): alone, the hook reads as a digit
+    of its own; beside its upright, the model is asked and reads one 4."""
+    h = HEIGHT
+    left = 30 + width_of(glyph(1, 30)) + BRUSH + 0.4 * h
+    hook = np.array([(left, TOP + 0.25 * h), (left, TOP + 0.7 * h), (left + 0.45 * h, TOP + 0.7 * h)])
+    upright_x = left + 0.45 * h + BRUSH + 0.2 * h
+    upright = np.array([(upright_x, TOP), (upright_x, TOP + h)])
+    paths = glyph(1, 30) + [hook, upright] + glyph(7, upright_x + BRUSH + 0.4 * h)
+    image = render(paths, int(upright_x + 0.4 * h + 200))
+    cleaned = clean_ink(ink_map(image, segment.NUMBER_WORK_SIZE))
+    pieces = segment.find_pieces(cleaned)[1]
+    line = segment.line_height(pieces)
+    assert len(pieces) == 4 and sorted(p.height < segment.FRAGMENT_SIZE * line for p in pieces) == [
+        False, False, False, True]                      # the case is what it claims: one short piece
+    assert read(image, model).number == "147"
+
+
 def test_two_stroke_five_is_one_digit(model):
     five = two_stroke_five(30)
     image = render(five, 200)

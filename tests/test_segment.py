@@ -126,6 +126,33 @@ def test_a_fragment_joins_the_tall_piece_it_shares_most_columns_with():
     assert [g.labels for g in groups] == [(1, 3), (2,)]
 
 
+def test_a_small_piece_near_a_tall_one_is_contested_the_model_deciding():
+    """A 4 whose hook and upright are drawn apart: the hook, short and sharing no
+    columns, would be a small digit of its own; within LOOSE_GAP of a tall
+    neighbour, and together no wider than TOUCHING_ASPECT of the line, the pair
+    goes to the model with reading them apart as the prior (NEAR_MARGIN)."""
+    hook = box(0, 20, 50, 70, labels=(1,))            # 50 tall: short beside a 100 px line
+    upright = box(95, 0, 105, 100, labels=(2,))
+    tall = box(200, 0, 240, 100, labels=(3,))
+    assert segment.line_height([hook, upright, tall]) == 100
+    groups, contested, _ = segment.group_pieces([hook, upright, tall])
+    assert [g.labels for g in groups] == [(1,), (2,), (3,)]
+    assert contested == [(0, 1, -segment.NEAR_MARGIN)]          # 45 px apart, 105 wide together
+    far = box(0, 20, 45, 70, labels=(1,))                       # 50 px apart: LOOSE_GAP * 100 is too far
+    assert segment.group_pieces([far, upright, tall])[1] == []
+    widest = box(-20, 20, 50, 70, labels=(1,))                  # together 125 px: 1.25 * 100 still goes
+    assert segment.group_pieces([widest, upright, tall])[1] == [(0, 1, -segment.NEAR_MARGIN)]
+    wider = box(-21, 20, 50, 70, labels=(1,))                   # together 126 px: too wide for one digit
+    assert segment.group_pieces([wider, upright, tall])[1] == []
+    small_pair = [box(0, 20, 40, 70, labels=(1,)), box(60, 20, 100, 70, labels=(2,)), tall,
+                  box(300, 0, 340, 100, labels=(4,)), box(400, 0, 440, 100, labels=(5,))]
+    assert segment.line_height(small_pair) == 100
+    assert segment.group_pieces(small_pair)[1] == []            # two short pieces: neither is a digit's height
+    after = box(250, 20, 290, 70, labels=(4,))                  # a short piece right of a tall one
+    assert segment.group_pieces([tall, after, box(400, 0, 440, 100, labels=(5,))])[1] == [
+        (0, 1, -segment.NEAR_MARGIN)]
+
+
 def test_a_fragment_sharing_too_few_columns_stays_a_small_digit_or_is_dropped_as_a_speck():
     digit = box(0, 0, 40, 100, labels=(1,))
     small_digit = box(60, 50, 80, 90, labels=(2,))   # 40 tall: >= 2 * SPECK_SIZE * 100
@@ -133,7 +160,7 @@ def test_a_fragment_sharing_too_few_columns_stays_a_small_digit_or_is_dropped_as
     flat = box(120, 80, 150, 90, labels=(4,))        # wide enough but 10 tall: a dash, dropped
     groups, contested, _ = segment.group_pieces([digit, small_digit, speck, flat])
     assert [g.labels for g in groups] == [(1,), (2,)]
-    assert contested == []
+    assert contested == [(0, 1, -segment.NEAR_MARGIN)]   # 20 px apart: maybe one digit (below)
     edge = box(30, 50, 50, 90, labels=(5,))          # 10 of 20 columns over the digit: exactly half joins
     assert [g.labels for g in segment.group_pieces([digit, edge])[0]] == [(1, 5)]
     less = box(31, 50, 51, 90, labels=(6,))          # 9 of 20: its own small digit
@@ -174,7 +201,7 @@ def test_tall_neighbours_sharing_columns_are_contested_with_the_join_margin():
 
 
 def test_every_neighbouring_pair_is_looked_at_after_one_that_is_not():
-    small = box(0, 60, 20, 100, labels=(1,))            # a small digit first: not contested
+    small = box(-40, 60, -20, 100, labels=(1,))         # a small digit first, 60 px away: not contested
     one = box(40, 0, 52, 100, labels=(2,))
     seven = box(45, 0, 80, 100, labels=(3,))
     assert segment.group_pieces([small, one, seven])[1] == [(1, 2, segment.SEPARATE_MARGIN)]
@@ -197,8 +224,8 @@ def test_a_narrow_upright_close_to_its_neighbour_is_contested_with_the_near_marg
     assert segment.group_pieces([box(0, 0, 90, 100), widest])[1] == [(0, 1, -segment.NEAR_MARGIN)]
     fat = box(50, 0, 85, 100, labels=(2,))          # both wider than a stroke
     assert segment.group_pieces([bar, fat])[1] == []
-    short = box(50, 60, 58, 100, labels=(2,))       # 40 tall: a small digit, never contested
-    assert segment.group_pieces([bar, short])[1] == []
+    short = box(50, 60, 58, 100, labels=(2,))       # 40 tall: a small digit, contested as one (below)
+    assert segment.group_pieces([bar, short])[1] == [(0, 1, -segment.NEAR_MARGIN)]
 
 
 def test_a_piece_much_wider_than_tall_is_marked_for_cutting_unless_already_joined():
@@ -285,6 +312,20 @@ def test_cut_touching_leaves_out_cuts_with_an_empty_or_sliver_half():
     labels, pieces = segment.find_pieces(ink)
     wider = Group(labels=pieces[0].labels, box=(10, 10, 70, 50))  # its box reaches past the ink
     assert segment.cut_touching(ink, labels, wider) == []
+
+
+def test_cut_touching_leaves_out_cuts_with_a_half_shorter_than_a_digit():
+    """A tall loop with a short stroke sticking out at its top right (a crossed
+    zero's slash running past it): cuts that leave the stroke alone are not offered."""
+    ink = ink_with((10, 10, 40, 50), (40, 12, 75, 20))
+    labels, pieces = segment.find_pieces(ink)
+    # 65 columns: the emptiest of the middle half is where the stroke starts (30 in),
+    # then 0.4, 0.5, 0.6 of the width (26, 32, 39 in); three leave the 8 px stroke alone
+    assert [left.cut[1] for left, _ in segment.cut_touching(ink, labels, pieces[0])] == [40, 36, 42, 49]
+    only = segment.cut_touching(ink, labels, pieces[0], min_height=24)
+    assert [[h.box for h in halves] for halves in only] == [[(10, 10, 36, 50), (36, 10, 75, 50)]]
+    assert segment.cut_touching(ink, labels, pieces[0], min_height=8) == segment.cut_touching(ink, labels, pieces[0])
+    assert [left.cut[1] for left, _ in segment.cut_touching(ink, labels, pieces[0], min_height=9)] == [36]
 
 
 # ---------------------------------------------------------------- deciding
