@@ -334,7 +334,7 @@ def group_ink(cleaned, labels, group):
 
 # --------------------------------------------------------------------------- touching digits
 
-def cut_touching(cleaned, labels, group, min_height=0):
+def cut_touching(cleaned, labels, group, min_height):
     """Ways to cut a piece too wide for one digit in two: [[left, right], ...].
 
     Candidate columns: the emptiest column of the piece's middle half (two

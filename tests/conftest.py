@@ -115,3 +115,12 @@ def _corrections_in_a_temporary_dir(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def pen_number_samples():
+    """The pen digits tools/number_eval.py composes numbers from (PENDIGITS_DIR or
+    ../shared/pendigits, as tests/pen_data.py finds them: skipped without them,
+    failed under CI=true)."""
+    from tests.pen_data import pen
+    return pen("digits")

@@ -12,7 +12,7 @@ from app.preprocess import clean_ink, ink_map, preprocess
 from model.inference import load_model
 from tests.conftest import encode
 from tests.test_api import assert_json_error, png_declaring
-from tools import strokes
+from tools import number_eval, strokes
 
 HEIGHT = 150   # digit height in px on the test canvas
 BRUSH = 16
@@ -214,6 +214,22 @@ def test_one_wide_zero_is_offered_cuts_and_stays_one_digit(model, aspect):
     cleaned = clean_ink(ink_map(image, segment.NUMBER_WORK_SIZE))
     assert segment.group_pieces(segment.find_pieces(cleaned)[1])[2] == [0]   # the case is what it claims
     assert read(image, model).number == "0"
+
+
+def test_a_real_crossed_zero_whose_slash_runs_past_it_stays_one_digit(model, pen_number_samples):
+    """A held-out writer's crossed 0 (gmd) whose slash sticks out at its top
+    right, wide enough to be offered cuts: the cut leaving the slash's tip alone
+    read "01" in most drawings; a half that short is no longer a candidate."""
+    zero = next(s for s in pen_number_samples if s["id"] == "gmd/kast.dat#486")
+    assert zero["label"] == 0
+    read = []
+    for seed in range(6):
+        for ink in number_eval.INKS:
+            for count in (1, 2):
+                number = number_eval.compose([zero] * count, "spaced", ink, np.random.default_rng(seed))
+                with number_eval.decode(number.png) as image:
+                    read.append(segment.read_number(image, model).number)
+    assert read == ["0", "00"] * 12
 
 
 def test_single_digit_reads_as_predict_sees_it(model):

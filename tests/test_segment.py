@@ -148,6 +148,10 @@ def test_a_small_piece_near_a_tall_one_is_contested_the_model_deciding():
                   box(300, 0, 340, 100, labels=(4,)), box(400, 0, 440, 100, labels=(5,))]
     assert segment.line_height(small_pair) == 100
     assert segment.group_pieces(small_pair)[1] == []            # two short pieces: neither is a digit's height
+    exact = box(95, 40, 105, 100, labels=(2,))                  # exactly FRAGMENT_SIZE of the line: tall
+    line = [hook, exact, tall, box(300, 0, 340, 100, labels=(4,)), box(400, 0, 440, 100, labels=(5,))]
+    assert segment.line_height(line) == 100
+    assert segment.group_pieces(line)[1] == [(0, 1, -segment.NEAR_MARGIN)]
     after = box(250, 20, 290, 70, labels=(4,))                  # a short piece right of a tall one
     assert segment.group_pieces([tall, after, box(400, 0, 440, 100, labels=(5,))])[1] == [
         (0, 1, -segment.NEAR_MARGIN)]
@@ -269,7 +273,7 @@ def test_cut_touching_offers_the_emptiest_middle_column_then_fixed_fractions_eac
     ink[29:31, 44] = 0.5                                                   # the bridge's thinnest column
     labels, pieces = segment.find_pieces(ink)
     assert len(pieces) == 1
-    cuts = segment.cut_touching(ink, labels, pieces[0])
+    cuts = segment.cut_touching(ink, labels, pieces[0], min_height=0)
     # 70 columns wide: the emptiest (34 in), then 0.4, 0.5, 0.6 of the width (28, 35, 42 in)
     assert [left.cut[1] for left, _ in cuts] == [44, 38, 45, 52]
     assert [[h.box for h in halves] for halves in cuts[:2]] == [[(10, 10, 44, 56), (44, 4, 80, 40)],
@@ -282,7 +286,7 @@ def test_cut_touching_at_the_images_top_left_corner_offers_each_column_once():
     ink = ink_with((1, 1, 21, 41), (31, 6, 51, 41), (21, 20, 31, 22))
     ink[20:22, 26] = 0.5
     labels, pieces = segment.find_pieces(ink)
-    cuts = segment.cut_touching(ink, labels, pieces[0])
+    cuts = segment.cut_touching(ink, labels, pieces[0], min_height=0)
     assert [left.cut[1] for left, _ in cuts] == [26, 21, 31]        # half the width is the emptiest too
     assert [h.box for h in cuts[0]] == [(1, 1, 26, 41), (26, 6, 51, 41)]
 
@@ -294,7 +298,7 @@ def test_cut_touching_looks_for_the_emptiest_column_only_in_the_middle_half(empt
     ink[10:50, outside] = 0.1         # emptier, but just outside the middle half
     ink[10:50, emptiest] = 0.5
     labels, pieces = segment.find_pieces(ink)
-    cuts = segment.cut_touching(ink, labels, pieces[0])
+    cuts = segment.cut_touching(ink, labels, pieces[0], min_height=0)
     assert [h.cut for h in cuts[0]] == [(10, cut_at), (cut_at, 50)]
 
 
@@ -302,16 +306,16 @@ def test_cut_touching_leaves_out_cuts_with_an_empty_or_sliver_half():
     ink = ink_with((10, 10, 13, 50))
     ink[10:50, 11] = 0.5
     labels, pieces = segment.find_pieces(ink)
-    assert segment.cut_touching(ink, labels, pieces[0]) == []    # 3 px wide: every cut leaves 1 px
+    assert segment.cut_touching(ink, labels, pieces[0], min_height=0) == []    # 3 px wide: every cut leaves 1 px
     ink = ink_with((10, 10, 15, 50))
     ink[10:50, 12] = 0.5
     labels, pieces = segment.find_pieces(ink)
-    assert [[h.cut for h in halves] for halves in segment.cut_touching(ink, labels, pieces[0])] == [
+    assert [[h.cut for h in halves] for halves in segment.cut_touching(ink, labels, pieces[0], min_height=0)] == [
         [(10, 12), (12, 15)], [(10, 13), (13, 15)]]
     ink = ink_with((10, 10, 30, 50))
     labels, pieces = segment.find_pieces(ink)
     wider = Group(labels=pieces[0].labels, box=(10, 10, 70, 50))  # its box reaches past the ink
-    assert segment.cut_touching(ink, labels, wider) == []
+    assert segment.cut_touching(ink, labels, wider, min_height=0) == []
 
 
 def test_cut_touching_leaves_out_cuts_with_a_half_shorter_than_a_digit():
@@ -321,10 +325,11 @@ def test_cut_touching_leaves_out_cuts_with_a_half_shorter_than_a_digit():
     labels, pieces = segment.find_pieces(ink)
     # 65 columns: the emptiest of the middle half is where the stroke starts (30 in),
     # then 0.4, 0.5, 0.6 of the width (26, 32, 39 in); three leave the 8 px stroke alone
-    assert [left.cut[1] for left, _ in segment.cut_touching(ink, labels, pieces[0])] == [40, 36, 42, 49]
+    assert [left.cut[1] for left, _ in segment.cut_touching(ink, labels, pieces[0], min_height=0)] == [40, 36, 42, 49]
     only = segment.cut_touching(ink, labels, pieces[0], min_height=24)
     assert [[h.box for h in halves] for halves in only] == [[(10, 10, 36, 50), (36, 10, 75, 50)]]
-    assert segment.cut_touching(ink, labels, pieces[0], min_height=8) == segment.cut_touching(ink, labels, pieces[0])
+    everything = segment.cut_touching(ink, labels, pieces[0], min_height=0)
+    assert segment.cut_touching(ink, labels, pieces[0], min_height=8) == everything   # the 8 px stroke is enough
     assert [left.cut[1] for left, _ in segment.cut_touching(ink, labels, pieces[0], min_height=9)] == [36]
 
 
