@@ -344,7 +344,7 @@ def cut_touching(cleaned, labels, group, min_height):
     cut leaving a half shorter than `min_height` (read_number passes a
     fragment's height, FRAGMENT_SIZE of the line) is left out: such a half is
     the tip of a crossed zero's slash or a tail, which the model reads as a
-    sure 1 (held-out pen numbers: a crossed 0 read "01" or "07").
+    sure 1 (held-out pen numbers: a crossed 0 read "01").
     """
     left, top, right, bottom = group.box
     window_left, window_top = max(0, left - CROP_MARGIN), max(0, top - CROP_MARGIN)
