@@ -1,17 +1,12 @@
 """The number evaluation (tools/number_eval.py): its numbers are what they claim
 (spacing, ink apart), and on a small sample of real pen digits the reader clears
-a real accuracy floor. Needs ../shared/pendigits (or PENDIGITS); skips without
+a real accuracy floor. Needs ../shared/pendigits (or PENDIGITS_DIR); skips without
 it, except under CI=true where it fails."""
 import numpy as np
 import pytest
 
 from model.inference import load_model
 from tools import number_eval
-
-
-@pytest.fixture(scope="module")
-def samples(pen_number_samples):
-    return pen_number_samples
 
 
 def ink_columns(png):
@@ -24,11 +19,11 @@ def ink_columns(png):
 
 
 @pytest.mark.parametrize("spacing", list(number_eval.SPACINGS))
-def test_composed_numbers_have_the_spacing_they_claim(samples, spacing):
+def test_composed_numbers_have_the_spacing_they_claim(pen_number_samples, spacing):
     rng = np.random.default_rng(3)
     low, high = number_eval.SPACINGS[spacing]
     for _ in range(6):
-        picked = [samples[i] for i in rng.integers(len(samples), size=4)]
+        picked = [pen_number_samples[i] for i in rng.integers(len(pen_number_samples), size=4)]
         number = number_eval.compose(picked, spacing, "black", rng)
         assert number.label == "".join(str(s["label"]) for s in picked)
         heights = [b[3] - b[1] for b in number.boxes]
@@ -45,19 +40,19 @@ def test_composed_numbers_have_the_spacing_they_claim(samples, spacing):
             assert not number_eval.touching(a.astype(np.float32), b.astype(np.float32))
 
 
-def test_transparent_numbers_are_ink_on_a_transparent_canvas(samples):
+def test_transparent_numbers_are_ink_on_a_transparent_canvas(pen_number_samples):
     rng = np.random.default_rng(4)
-    number = number_eval.compose(samples[:3], "close", "transparent", rng)
+    number = number_eval.compose(pen_number_samples[:3], "close", "transparent", rng)
     with number_eval.decode(number.png) as image:
         alpha = np.asarray(image.convert("RGBA"))[..., 3]
     assert alpha.min() == 0 and alpha.max() == 255
 
 
 @pytest.mark.slow
-def test_numbers_of_real_pen_digits_are_read(samples, tmp_path):
+def test_numbers_of_real_pen_digits_are_read(pen_number_samples, tmp_path):
     """A small sample of every spacing: a real floor under the issue's targets."""
     model = load_model()
-    records = number_eval.evaluate(model, samples, 10, np.random.default_rng(11))
+    records = number_eval.evaluate(model, pen_number_samples, 10, np.random.default_rng(11))
     assert len(records) == 30
     exact = np.mean([r["read"] == r["label"] for r in records])
     count_wrong = np.mean([not r["count_ok"] for r in records])

@@ -222,14 +222,14 @@ def test_a_real_crossed_zero_whose_slash_runs_past_it_stays_one_digit(model, pen
     read "01" in most drawings; a half that short is no longer a candidate."""
     zero = next(s for s in pen_number_samples if s["id"] == "gmd/kast.dat#486")
     assert zero["label"] == 0
-    read = []
+    readings = []
     for seed in range(6):
         for ink in number_eval.INKS:
             for count in (1, 2):
                 number = number_eval.compose([zero] * count, "spaced", ink, np.random.default_rng(seed))
                 with number_eval.decode(number.png) as image:
-                    read.append(segment.read_number(image, model).number)
-    assert read == ["0", "00"] * 12
+                    readings.append(read(image, model).number)
+    assert readings == ["0", "00"] * 12
 
 
 def test_single_digit_reads_as_predict_sees_it(model):
