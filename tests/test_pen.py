@@ -83,10 +83,10 @@ def test_slant_changes_the_drawing():
     assert np.mean(plain != slanted) > 0.01
 
 
-@pytest.mark.parametrize("name", sorted(shapes.GENERATORS))
+@pytest.mark.parametrize("name", sorted(shapes.ALL_GENERATORS))
 def test_every_doodle_is_pen_strokes_in_a_1000_box(name):
     for seed in range(5):
-        pen_strokes, size = shapes.GENERATORS[name](np.random.default_rng(seed))
+        pen_strokes, size = shapes.ALL_GENERATORS[name](np.random.default_rng(seed))
         points = np.array([p for stroke in pen_strokes for p in stroke])
         assert points.min() >= 0 and points.max() <= 1000
         assert points.max() == 1000 or len(points) == 1
@@ -98,6 +98,40 @@ def test_lines_stay_away_from_the_vertical_of_a_one():
         (stroke,), _ = shapes.line(np.random.default_rng(seed))
         (x0, y0), (x1, y1) = stroke[0], stroke[-1]
         assert abs(math.degrees(math.atan2(y1 - y0, x1 - x0))) % 180 not in range(40, 141)
+
+
+def test_chevron_arms_are_neither_a_bar_nor_an_upright():
+    """Each arm of a '>' or '<' leaves the horizontal at 25-60 degrees (give or take the
+    jitter of its points): flatter is a 7's bar, steeper a bent 1, and both must stay digits."""
+    pointing = set()
+    for seed in range(200):
+        pen_strokes, _ = shapes.chevron(np.random.default_rng(seed))
+        points = np.array([p for stroke in pen_strokes for p in stroke], dtype=float)
+        ends = points[np.argmin(points[:, 1])], points[np.argmax(points[:, 1])]  # of the upper and lower arm
+        ends_x = (ends[0][0] + ends[1][0]) / 2
+        right = points[:, 0].max() - ends_x > ends_x - points[:, 0].min()  # the tip is across from the ends
+        tip = points[np.argmax(points[:, 0])] if right else points[np.argmin(points[:, 0])]
+        pointing.add(">" if right else "<")
+        for end in ends:
+            dx, dy = abs(tip[0] - end[0]), abs(tip[1] - end[1])
+            assert 23 <= math.degrees(math.atan2(dy, dx)) <= 62, (seed, tip, end)
+    assert pointing == {">", "<"}
+
+
+def test_extra_doodles_are_drawn_only_when_named(tmp_path):
+    """The default doodle set (what the shipped model's training and calibration files
+    hold) is unchanged; --shape-kinds draws the named kinds in turn."""
+    def shape_sources(*extra):
+        args = pen_dataset.parse_args(["--out", str(tmp_path / "x.npz"), "--renders", "0", "--char-renders", "0",
+                                       "--shapes", "20", *extra])
+        _, _, sources, _ = pen_dataset.plan(args, [], [], None)
+        return sources
+
+    assert shape_sources() == ["shape:" + name for name in sorted(shapes.GENERATORS)] * 2 + [
+        "shape:" + name for name in sorted(shapes.GENERATORS)][:20 - 2 * len(shapes.GENERATORS)]
+    assert "chevron" not in shapes.GENERATORS
+    assert shape_sources("--shape-kinds", "chevron") == ["shape:chevron"] * 20
+    assert shape_sources("--shape-kinds", "chevron,dot")[:4] == ["shape:chevron", "shape:dot"] * 2
 
 
 # --------------------------------------------------------------------------- training renders

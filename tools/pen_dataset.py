@@ -80,7 +80,7 @@ def render(job):
     elif kind == "judged":  # exactly as the evaluation draws: a judged variant, nothing more
         rgba = pendata.draw(payload, variant, rng)
     elif kind == "shape":
-        pen_strokes, size = shapes.GENERATORS[payload](rng)
+        pen_strokes, size = shapes.ALL_GENERATORS[payload](rng)
         rgba = pendata.draw(pen_strokes, variant, rng, brush=rng.uniform(*BRUSH), size=size)
     elif kind == "mnist":
         rgba = canvas.redraw_skeleton(np.asarray(payload, dtype=np.uint8), variant, rng)
@@ -120,7 +120,7 @@ def plan(args, digits, chars, mnist):
     for sample in chars:
         for _ in range(args.char_renders):
             add(kind, sample["strokes"], NOT_A_DIGIT, "pen-char:" + sample["label"], sample["inst"])
-    names = sorted(shapes.GENERATORS)
+    names = args.shape_kinds.split(",") if args.shape_kinds else sorted(shapes.GENERATORS)
     for i in range(args.shapes):
         add("shape", names[i % len(names)], NOT_A_DIGIT, "shape:" + names[i % len(names)], "-")
     if mnist is not None:
@@ -209,6 +209,9 @@ def parse_args(argv=None):
     p.add_argument("--char-renders", type=int, default=1, help="drawings of every non-digit letter or symbol")
     p.add_argument("--max-chars", type=int, default=12000, help="at most this many letters and symbols (0: all)")
     p.add_argument("--shapes", type=int, default=4000, help="made-up doodles (dots, ticks, lines, scribbles...)")
+    p.add_argument("--shape-kinds", default="",
+                   help="comma list of doodle kinds to draw in turn (default: every one of shapes.GENERATORS; "
+                        "shapes.EXTRA_GENERATORS only when named)")
     p.add_argument("--mnist-restroke", type=int, default=10000, help="MNIST training digits traced again with a pen")
     p.add_argument("--judged", action="store_true",
                    help="draw pen samples exactly as the judged variants (for calibration sets), no extra slant")
