@@ -59,7 +59,10 @@ def trainer_stages(target):
         for word in shlex.split(line):
             if word.startswith("--"):
                 key = word[2:].replace("-", "_")
-                flags[key] = True
+                flags.setdefault(key, True)
+            elif key == "extra":  # repeated: every extra image file, in order
+                flags[key] = (flags[key] if isinstance(flags[key], list) else []) + [word]
+                key = None
             elif key:
                 flags[key], key = word, None
         stages.append(flags)
@@ -67,9 +70,10 @@ def trainer_stages(target):
 
 
 def test_make_train_writes_a_new_file_not_the_shipped_model():
-    first, last = trainer_stages("train")
-    assert last["out"] == "runs/mnist_cnn.npz"
-    assert last["init"] == first["out"] != last["out"]  # stage 2 starts from stage 1's weights
+    stages = trainer_stages("train")
+    assert len(stages) == 3 and stages[-1]["out"] == "runs/mnist_cnn.npz"
+    for before, after in zip(stages, stages[1:]):
+        assert after["init"] == before["out"] != after["out"]  # each stage starts from the one before
     assert "model/weights" not in make("-n", "train").stdout
     assert make("-n", "train", "TRAIN_OUT=elsewhere.npz").stdout.count("--out elsewhere.npz") == 1
 
@@ -84,12 +88,18 @@ def test_trainer_defaults_are_the_make_train_recipe():
         assert str(defaults[name]) == value or float(defaults[name]) == float(value), name
 
 
-def test_make_train_second_stage_only_weighs_mnist_and_averages():
-    """Stage 2 changes what it must (start, schedule, MNIST's weight) and trains on stage 1's data."""
-    first, last = trainer_stages("train")
-    assert last["epochs"] == "0" and int(last["average_epochs"]) > 0 and int(last["mnist_repeat"]) > 1
-    for name in ("arch", "batch_size", "seed", "data", "calibrate", "average_lr"):
-        assert last[name] == first[name], name
+def test_make_train_later_stages_only_weigh_mnist_average_and_add_chevrons():
+    """Stages 2 and 3 change what they must (start, schedule, MNIST's weight) and train on
+    stage 1's data; stage 3 adds the drawn '>' and '<' and nothing else."""
+    first, second, third = trainer_stages("train")
+    for stage in (second, third):
+        assert stage["epochs"] == "0" and int(stage["average_epochs"]) > 0 and int(stage["mnist_repeat"]) > 1
+        for name in ("arch", "batch_size", "seed", "data", "calibrate", "average_lr"):
+            assert stage[name] == first[name], name
+    assert second["extra"] == first["extra"] == ["runs/pen_train.npz", "runs/pen_styles.npz"]
+    assert third["extra"] == first["extra"] + ["runs/pen_chevrons.npz"]
+    assert {k: v for k, v in third.items() if k not in ("init", "extra", "out")} == {
+        k: v for k, v in second.items() if k not in ("init", "extra", "out")}
 
 
 def test_trainer_help_explains_every_option_and_shows_defaults():
