@@ -134,6 +134,13 @@ def test_extra_doodles_are_drawn_only_when_named(tmp_path):
     assert shape_sources("--shape-kinds", "chevron,dot")[:4] == ["shape:chevron", "shape:dot"] * 2
 
 
+def test_an_unknown_doodle_kind_is_refused_before_any_drawing(capsys):
+    with pytest.raises(SystemExit) as refused:
+        pen_dataset.parse_args(["--out", "x.npz", "--shape-kinds", "chevron,heart"])
+    assert refused.value.code == 2
+    assert "no doodle kind heart; the kinds are chevron, crossed_circle, dot" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- training renders
 
 def test_training_renders_are_reproducible_whatever_the_process_count(tmp_path):

@@ -219,7 +219,12 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="rendering processes")
     p.add_argument("--pen-dir", default=None, help="pen data directory (default: PENDIGITS_DIR or ../shared/pendigits)")
     p.add_argument("--mnist-dir", default=None, help="MNIST directory (default: MNIST_DIR or ../shared/mnist)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = [kind for kind in args.shape_kinds.split(",") if kind and kind not in shapes.ALL_GENERATORS]
+    if unknown:  # said here, not as a KeyError in a rendering process
+        p.error(f"--shape-kinds: no doodle kind {', '.join(unknown)}; "
+                f"the kinds are {', '.join(sorted(shapes.ALL_GENERATORS))}")
+    return args
 
 
 def main(argv=None):
