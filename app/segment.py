@@ -143,16 +143,16 @@ def read_number(image, model):
     factor = reduce_factor(upright, NUMBER_WORK_SIZE)
     cleaned = clean_ink(ink)
     labels, pieces = find_pieces(cleaned)
-    groups, contested, wide = group_pieces(pieces)
+    height = line_height(pieces)
+    groups, contested, wide = group_pieces(pieces, height)
     fewest = len(groups) - most_joins(contested)  # cuts only add digits
     if fewest > MAX_DIGITS:  # refused before any per-candidate work
         raise too_many(fewest)
 
     candidates = list(groups) + [join(groups[i], groups[j]) for i, j, _ in contested]
     cuts = {}  # wide group -> the candidate indices of each way to cut it, (left, right)
-    digit_height = FRAGMENT_SIZE * line_height(pieces)
     for index in wide:
-        for halves in cut_touching(cleaned, labels, groups[index], digit_height):
+        for halves in cut_touching(cleaned, labels, groups[index], FRAGMENT_SIZE * height):
             cuts.setdefault(index, []).append((len(candidates), len(candidates) + 1))
             candidates += halves
     pixels = np.stack([clean_ink_to_mnist(group_ink(cleaned, labels, g)) for g in candidates])
@@ -260,15 +260,17 @@ def center_x(group):
     return (group.box[0] + group.box[2]) / 2.0
 
 
-def group_pieces(pieces):
+def group_pieces(pieces, height=None):
     """Pieces -> (groups, contested pairs, indices of groups too wide for one digit).
 
     Fragments (short pieces) join the tall piece they share the most columns
     with; specks that join nothing are dropped. Tall pieces that share columns
     or stand close, and a short piece close to a tall one, are "contested": the
-    model decides between one digit and two.
+    model decides between one digit and two. `height` is `line_height(pieces)`,
+    passed by read_number, which needs it again for the cuts.
     """
-    height = line_height(pieces)
+    if height is None:
+        height = line_height(pieces)
     tall = [p for p in pieces if p.height >= FRAGMENT_SIZE * height]
     short = [p for p in pieces if p.height < FRAGMENT_SIZE * height]
     tall.sort(key=center_x)

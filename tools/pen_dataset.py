@@ -120,7 +120,7 @@ def plan(args, digits, chars, mnist):
     for sample in chars:
         for _ in range(args.char_renders):
             add(kind, sample["strokes"], NOT_A_DIGIT, "pen-char:" + sample["label"], sample["inst"])
-    names = args.shape_kinds.split(",") if args.shape_kinds else sorted(shapes.GENERATORS)
+    names = args.shape_kinds or sorted(shapes.GENERATORS)
     for i in range(args.shapes):
         add("shape", names[i % len(names)], NOT_A_DIGIT, "shape:" + names[i % len(names)], "-")
     if mnist is not None:
@@ -197,6 +197,17 @@ def load(path):
                 json.loads(str(data["meta"])))
 
 
+def shape_kinds(text):
+    """--shape-kinds "a,b" -> ("a", "b"), every name a doodle kind: refused while parsing,
+    not as a KeyError in a rendering process."""
+    kinds = tuple(kind for kind in text.split(",") if kind)
+    unknown = [kind for kind in kinds if kind not in shapes.ALL_GENERATORS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no doodle kind {', '.join(unknown)}; "
+                                         f"the kinds are {', '.join(sorted(shapes.ALL_GENERATORS))}")
+    return kinds
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tools.pen_dataset", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -209,7 +220,7 @@ def parse_args(argv=None):
     p.add_argument("--char-renders", type=int, default=1, help="drawings of every non-digit letter or symbol")
     p.add_argument("--max-chars", type=int, default=12000, help="at most this many letters and symbols (0: all)")
     p.add_argument("--shapes", type=int, default=4000, help="made-up doodles (dots, ticks, lines, scribbles...)")
-    p.add_argument("--shape-kinds", default="",
+    p.add_argument("--shape-kinds", type=shape_kinds, default=(),
                    help="comma list of doodle kinds to draw in turn (default: every one of shapes.GENERATORS; "
                         "shapes.EXTRA_GENERATORS only when named)")
     p.add_argument("--mnist-restroke", type=int, default=10000, help="MNIST training digits traced again with a pen")
@@ -219,12 +230,7 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="rendering processes")
     p.add_argument("--pen-dir", default=None, help="pen data directory (default: PENDIGITS_DIR or ../shared/pendigits)")
     p.add_argument("--mnist-dir", default=None, help="MNIST directory (default: MNIST_DIR or ../shared/mnist)")
-    args = p.parse_args(argv)
-    unknown = [kind for kind in args.shape_kinds.split(",") if kind and kind not in shapes.ALL_GENERATORS]
-    if unknown:  # said here, not as a KeyError in a rendering process
-        p.error(f"--shape-kinds: no doodle kind {', '.join(unknown)}; "
-                f"the kinds are {', '.join(sorted(shapes.ALL_GENERATORS))}")
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None):
